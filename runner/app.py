@@ -1,0 +1,110 @@
+"""The command line, ``python -m runner [overrides]``: the one module that imports Hydra.
+
+It composes the config, hands it to :func:`runner.run.run` (plain Python), prints
+one line and returns the final f, so that a Hydra sweeper can minimise it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException, MissingConfigException
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from runner.run import TerminalProgress, run, summary_line
+
+EXIT_BAD_CONFIG = 2
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+def config_dir() -> str:
+    """``conf/``: packaged inside ``runner`` by a wheel, or beside it in the source tree."""
+    here = Path(__file__).resolve().parent
+    installed = here / "conf"
+    return str(installed if (installed / "config.yaml").is_file() else here.parent / "conf")
+
+
+# A short random suffix keeps two runs started in the same second out of each other's folder.
+if not OmegaConf.has_resolver("runner.uid"):
+    OmegaConf.register_new_resolver("runner.uid", lambda: uuid.uuid4().hex[:6], use_cache=True)
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """Treat SIGTERM like Ctrl-C, so a killed run still saves its trace as ``interrupted``."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
+def main(cfg) -> float:
+    single_run = HydraConfig.get().mode == RunMode.RUN
+    progress = TerminalProgress() if single_run and sys.stderr.isatty() else None
+    with sigterm_as_interrupt():
+        summary = run(cfg, HydraConfig.get().runtime.output_dir, progress=progress)
+    if progress is not None:
+        progress.close()
+    print(summary_line(summary), file=sys.stderr if summary["status"] == "failed" else sys.stdout, flush=True)
+    if summary["status"] == "interrupted":
+        sys.exit(EXIT_INTERRUPTED)
+    if single_run and summary["status"] == "failed":
+        sys.exit(EXIT_BAD_CONFIG if summary["traceback"] is None else EXIT_FAILED)
+    f = summary.get("f")
+    return float(f) if isinstance(f, (int, float)) and math.isfinite(f) else math.inf
+
+
+def cli() -> None:
+    """``python -m runner``: Hydra's command line, with its config errors on one line.
+
+    Hydra prints a bad override (an unknown option or key) over several lines;
+    here it becomes one line naming the key and what is allowed, with exit code
+    2 like every other bad input. ``HYDRA_FULL_ERROR=1`` keeps Hydra's own report.
+    """
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        main()
+        return
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let the exception reach us instead of Hydra's printer
+    try:
+        main()
+    except (HydraException, OmegaConfBaseException) as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        sys.exit(EXIT_BAD_CONFIG)
+
+
+def one_line(err: Exception) -> str:
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
+        group, _, option = err.missing_cfg_file.rpartition("/")
+        return f"{group}={option}: expected one of {', '.join(err.options)}"
+    cause = err.__cause__
+    if isinstance(cause, OmegaConfBaseException) and cause.full_key and cause.parent_node is not None:
+        keys = [k for k in cause.parent_node.keys() if not str(k).startswith("_") and k != "hydra"]
+        where = cause.full_key.rpartition(".")[0] or "the top level"
+        return f"{cause.full_key}: not a key of {where}; its keys are {', '.join(map(str, keys))}"
+    text = str(err)
+    if err.__cause__ is not None and str(err.__cause__) not in text:
+        text += "\n" + str(err.__cause__)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("full_key:", "object_type=", "reference_type="))]
+    return " ".join(lines)

@@ -1,0 +1,23 @@
+"""Errors a user can act on: one line naming the key, the bad value and what is allowed."""
+
+from __future__ import annotations
+
+
+class ConfigError(ValueError):
+    """A bad config value.
+
+    ``str(err)`` is the one line shown to the user, e.g.
+    ``lr=-0.1: expected a number > 0``.
+    """
+
+    def __init__(self, key: str, value, allowed: str):
+        self.key = key
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{key}={_show(value)}: expected {allowed}")
+
+
+def _show(value) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    text = " ".join(text.split())  # one line, even for a multi-line repr (2-D arrays)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,165 @@
+"""The iteration loop for ``(init, update)`` optimizers. It records rows and does no I/O.
+
+One pass per iterate ``x_k``: evaluate ``f_k`` and ``g_k``, record row ``k``,
+apply the stopping rules, then step. The stopping rules, in order:
+
+* ``diverged``: ``f_k`` or the gradient is not finite (the row is kept);
+* ``converged``: the projected gradient norm is ``<= grad_tol`` (``grad_tol > 0``),
+  or ``|f_k - f_{k-1}| < tol`` (``tol > 0``, the notes' rule);
+* ``max_iter``: ``k == max_iter``.
+
+On an objective with bounds every step is followed by the projection onto the
+box, so iterates stay feasible.
+"""
+
+from __future__ import annotations
+
+import math
+from time import perf_counter
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from runner.errors import ConfigError
+from runner.optimizers import Optimizer
+from runner.trace import RunResult, TraceRecorder, traced_coordinates
+
+if TYPE_CHECKING:
+    from objectives.base import Objective
+
+Progress = Callable[[int, float], None]
+PROGRESS_EVERY_S = 0.5
+
+
+class EpochSampler:
+    """Minibatch indices without replacement, as ``DataLoader(shuffle=True, drop_last=True)``.
+
+    Each epoch draws one permutation of the samples from ``rng`` and hands out
+    consecutive slices of ``batch_size``; the incomplete tail is dropped, so
+    every minibatch is a uniform random subset of exactly ``batch_size``.
+    """
+
+    def __init__(self, n_samples: int, batch_size: int, rng: np.random.Generator):
+        self.n_samples, self.batch_size, self.rng = n_samples, batch_size, rng
+        self.batches_per_epoch = n_samples // batch_size
+        self._order = np.empty(0, dtype=np.int64)
+        self._next = self.batches_per_epoch
+
+    def next(self) -> np.ndarray:
+        if self._next == self.batches_per_epoch:
+            self._order = self.rng.permutation(self.n_samples)
+            self._next = 0
+        start = self._next * self.batch_size
+        self._next += 1
+        return self._order[start : start + self.batch_size]
+
+
+def minibatch_sampler(objective: Objective, optimizer: Optimizer, rng: np.random.Generator) -> EpochSampler | None:
+    """The sampler a minibatch optimizer needs, after checking the objective has samples."""
+    if optimizer.batch_size is None:
+        return None
+    if objective.minibatch_value_and_grad is None:
+        raise ConfigError(
+            "optimizer", optimizer.name, f"a full-gradient optimizer for objective {objective.name}, which has no samples"
+        )
+    if optimizer.batch_size > objective.n_samples:
+        raise ConfigError(
+            "optimizer.batch_size",
+            optimizer.batch_size,
+            f"an integer in [1, {objective.n_samples}] (objective {objective.name} has {objective.n_samples} samples)",
+        )
+    return EpochSampler(objective.n_samples, optimizer.batch_size, rng)
+
+
+def gradient_norm(objective: Objective, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``||x - P(x - g)||``: the gradient norm, projected onto the box when there is one.
+
+    It is zero exactly at the first-order optimum of the bounded problem (the
+    measure L-BFGS-B's ``pgtol`` uses), and equals ``||g||`` without bounds.
+    Works over leading batch axes.
+    """
+    if objective.has_bounds:
+        g = x - objective.project(x - g)
+    return np.sqrt(np.einsum("...i,...i->...", g, g))
+
+
+def minimize(
+    objective: Objective,
+    optimizer: Optimizer,
+    *,
+    max_iter: int,
+    tol: float = 0.0,
+    grad_tol: float = 0.0,
+    rng: np.random.Generator | None = None,
+    record_x: bool = True,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Run ``optimizer`` on ``objective`` from ``objective.x0``; return the outcome and its trace.
+
+    ``rng`` draws the minibatches of a minibatch optimizer. ``progress(k, f)``
+    is called about every half second. Ctrl-C ends the run with status
+    ``interrupted`` and the rows recorded so far.
+    """
+    sampler = minibatch_sampler(objective, optimizer, rng if rng is not None else np.random.default_rng())
+    x = np.array(objective.x0, dtype=float)
+    coords = traced_coordinates(objective.dim, record_x)
+    recorder = TraceRecorder(objective.dim, coords=coords, capacity=min(max_iter + 1, 1024))
+    value_and_grad = objective.value_and_grad
+    minibatch = objective.minibatch_value_and_grad
+    update, project = optimizer.update, objective.has_bounds and objective.project
+    status, message = None, ""
+    nfev = ngev = k = 0
+    f_prev = math.nan
+    x_last, f_last = x, math.nan
+    start = perf_counter()
+    next_report = PROGRESS_EVERY_S
+    try:
+        state = optimizer.init(x)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            while True:
+                f_k, g = value_and_grad(x)
+                f = float(f_k)
+                nfev += 1
+                if sampler is None:
+                    ngev += 1
+                gnorm = float(gradient_norm(objective, x, g))
+                now = perf_counter() - start
+                recorder.append(f, gnorm, x, nfev, ngev, now)
+                x_last, f_last = x, f
+
+                if not math.isfinite(f + gnorm):
+                    status, message = "diverged", f"f or its gradient is not finite at iteration {k}"
+                elif grad_tol > 0 and gnorm <= grad_tol:
+                    status, message = "converged", f"gradient norm {gnorm:.3g} <= grad_tol = {grad_tol:g}"
+                elif k > 0 and abs(f - f_prev) < tol:
+                    status, message = "converged", f"|f_k - f_(k-1)| = {abs(f - f_prev):.3g} < tol = {tol:g}"
+                elif k == max_iter:
+                    status, message = "max_iter", f"reached max_iter = {max_iter}"
+                if status is not None:
+                    break
+
+                if sampler is not None:
+                    g = minibatch(x, sampler.next())[1]
+                    ngev += 1
+                x, state = update(g, state, x)
+                if project:
+                    x = project(x)
+                f_prev = f
+                k += 1
+                if progress is not None and now >= next_report:
+                    progress(k, f)
+                    next_report = now + PROGRESS_EVERY_S
+    except KeyboardInterrupt:
+        status, message = "interrupted", f"interrupted after iteration {recorder.size - 1}"
+    trace = recorder.finish()
+    return RunResult(
+        status=status,
+        message=message,
+        x=np.array(x_last),
+        f=f_last,
+        iterations=trace.iterations,
+        nfev=int(trace.nfev[-1]) if trace.iterations >= 0 else 0,
+        ngev=int(trace.ngev[-1]) if trace.iterations >= 0 else 0,
+        wall_time_s=perf_counter() - start,
+        trace=trace,
+    )

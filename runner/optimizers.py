@@ -1,0 +1,357 @@
+"""Gradient optimizers as ``(init, update)`` pairs of pure functions over arrays.
+
+Every factory follows ``torch.optim``: the same hyperparameter names, the same
+defaults and the same formulas, operation for operation, so that an iterate
+sequence from here matches one from torch to rounding.
+
+Conventions shared by all of them:
+
+* ``init(x) -> state`` and ``update(grad, state, x) -> (new_x, new_state)``;
+  nothing is modified in place.
+* ``state.step`` counts the updates taken so far (torch's ``state["step"]``).
+* Hyperparameters are scalars, or arrays of a batch shape ``B``: with ``x`` of
+  shape ``B + (n,)`` each config of the batch gets its own value. This is what
+  lets a whole sweep grid run as one computation.
+* ``weight_decay`` adds ``weight_decay * x`` to the gradient first (L2, as torch).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+from runner.errors import ConfigError
+
+
+class Optimizer(NamedTuple):
+    """An update rule.
+
+    Attributes:
+        init: ``x -> state``.
+        update: ``(grad, state, x) -> (new_x, new_state)``.
+        name: registry name.
+        hyperparams: the values in effect, defaults included (trace columns).
+        batch_size: minibatch size when the rule runs on sample gradients
+            (``sgd``), else ``None`` for full gradients.
+    """
+
+    init: Callable[[np.ndarray], Any]
+    update: Callable[[np.ndarray, Any, np.ndarray], "tuple[np.ndarray, Any]"]
+    name: str
+    hyperparams: dict
+    batch_size: int | None = None
+
+
+class SGDState(NamedTuple):
+    step: int
+    momentum_buffer: np.ndarray
+
+
+class AdagradState(NamedTuple):
+    step: int
+    sum: np.ndarray
+
+
+class RMSpropState(NamedTuple):
+    step: int
+    square_avg: np.ndarray
+    grad_avg: np.ndarray
+    momentum_buffer: np.ndarray
+
+
+class AdamState(NamedTuple):
+    step: int
+    exp_avg: np.ndarray
+    exp_avg_sq: np.ndarray
+    max_exp_avg_sq: np.ndarray
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _per_config(value) -> np.ndarray:
+    """A hyperparameter as floats with a trailing axis, to broadcast against x (B..., n)."""
+    return np.asarray(value, dtype=float)[..., np.newaxis]
+
+
+def _number(value, key: str) -> np.ndarray:
+    if isinstance(value, bool) or value is None:
+        raise ConfigError(key, value, "a number")
+    try:
+        array = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ConfigError(key, value, "a number") from None
+    if not np.all(np.isfinite(array)):
+        raise ConfigError(key, value, "a finite number")
+    return array
+
+
+def _check(value, key: str, ok: Callable[[np.ndarray], np.ndarray], allowed: str) -> np.ndarray:
+    array = _number(value, key)
+    if not np.all(ok(array)):
+        raise ConfigError(key, value, allowed)
+    return array
+
+
+def _lr(lr):
+    return _check(lr, "lr", lambda v: v > 0, "a number > 0")
+
+
+def _weight_decay(weight_decay):
+    return _check(weight_decay, "optimizer.weight_decay", lambda v: v >= 0, "a number >= 0")
+
+
+def _eps(eps):
+    return _check(eps, "optimizer.eps", lambda v: v >= 0, "a number >= 0")
+
+
+def _unit_interval(value, key: str):
+    """A decay rate in [0, 1), torch's allowed range for momentum and betas."""
+    return _check(value, key, lambda v: (v >= 0) & (v < 1), "a number in [0, 1)")
+
+
+def _flag(value, key: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(key, value, "true or false")
+    return bool(value)
+
+
+def _batch_size(batch_size) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError("optimizer.batch_size", batch_size, "an integer >= 1")
+    return int(batch_size)
+
+
+def _hyperparams(**values) -> dict:
+    """Plain Python values for the trace columns (scalars stay scalars)."""
+    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in values.items()}
+
+
+def _lerp(start, end, weight):
+    """torch.lerp: ``start + weight * (end - start)``, with torch's two branches.
+
+    For ``weight >= 0.5`` torch evaluates ``end - (end - start) * (1 - weight)``, so that
+    weight 1 gives ``end`` exactly (Adam with beta1 = 0 keeps ``exp_avg`` equal to the gradient).
+    """
+    return np.where(weight < 0.5, start + weight * (end - start), end - (end - start) * (1 - weight))
+
+
+def _with_weight_decay(grad, x, weight_decay):
+    # Skipping the add when it is zero keeps gd bitwise equal to x - lr * g.
+    return grad if not np.any(weight_decay) else grad + weight_decay * x
+
+
+# ----------------------------------------------------------------------------- SGD family
+
+
+def _sgd_rule(lr, momentum, dampening, weight_decay, nesterov):
+    """torch.optim.SGD.
+
+    With ``g = grad + weight_decay * x``::
+
+        b_1 = g;   b_t = momentum * b_{t-1} + (1 - dampening) * g      (momentum > 0)
+        d   = g + momentum * b_t  if nesterov  else  b_t               (d = g when momentum = 0)
+        x  <- x - lr * d
+    """
+    lr_v, momentum_v, dampening_v = _lr(lr), _unit_interval(momentum, "optimizer.momentum"), _number(
+        dampening, "optimizer.dampening"
+    )
+    weight_decay_v = _weight_decay(weight_decay)
+    nesterov = _flag(nesterov, "optimizer.nesterov")
+    if nesterov and (np.any(momentum_v <= 0) or np.any(dampening_v != 0)):
+        raise ConfigError("optimizer.momentum", momentum, "a number in (0, 1) with dampening 0 for nesterov")
+    lr_c, mom_c, damp_c, wd_c = map(_per_config, (lr_v, momentum_v, dampening_v, weight_decay_v))
+    uses_momentum = bool(np.any(momentum_v != 0))
+    # torch keeps no buffer at momentum 0 (d = g), so dampening has no effect there. In a batch
+    # that mixes momentum 0 with momentum > 0, those configs take the buffer path below, which
+    # reduces to b_t = 0 * b_{t-1} + 1 * g = g only if their dampening is 0.
+    damp_c = np.where(mom_c == 0, 0.0, damp_c)
+
+    def init(x):
+        return SGDState(0, np.zeros_like(x, dtype=float))
+
+    def update(grad, state, x):
+        g = _with_weight_decay(grad, x, wd_c)
+        if not uses_momentum:
+            return x - lr_c * g, SGDState(state.step + 1, state.momentum_buffer)
+        if state.step == 0:
+            buf = g
+        else:
+            buf = mom_c * state.momentum_buffer + (1 - damp_c) * g
+        direction = g + mom_c * buf if nesterov else buf
+        return x - lr_c * direction, SGDState(state.step + 1, buf)
+
+    return init, update
+
+
+def gd(lr=1e-3, weight_decay=0.0) -> Optimizer:
+    """Gradient descent (notes eq. 2.7): ``x <- x - lr * g``. torch.optim.SGD with momentum 0."""
+    rule = _sgd_rule(lr, 0.0, 0.0, weight_decay, False)
+    return Optimizer(*rule, "gd", _hyperparams(lr=lr, weight_decay=weight_decay))
+
+
+def momentum(lr=1e-3, momentum=0.9, dampening=0.0, weight_decay=0.0) -> Optimizer:
+    """Heavy ball, torch.optim.SGD convention: ``z <- momentum*z + g;  x <- x - lr*z``.
+
+    This is the notes' momentum with alpha = momentum; ``momentum=0`` is exactly gd.
+    """
+    rule = _sgd_rule(lr, momentum, dampening, weight_decay, False)
+    hyper = _hyperparams(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay)
+    return Optimizer(*rule, "momentum", hyper)
+
+
+def nesterov(lr=1e-3, momentum=0.9, weight_decay=0.0) -> Optimizer:
+    """torch.optim.SGD with ``nesterov=True``: ``z <- momentum*z + g;  x <- x - lr*(g + momentum*z)``."""
+    rule = _sgd_rule(lr, momentum, 0.0, weight_decay, True)
+    return Optimizer(*rule, "nesterov", _hyperparams(lr=lr, momentum=momentum, weight_decay=weight_decay))
+
+
+def sgd(lr=1e-3, batch_size=32, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False) -> Optimizer:
+    """torch.optim.SGD on minibatch gradients of ``batch_size`` samples (notes eq. 2.10).
+
+    The update rule is the SGD family's above; the loop feeds it an unbiased
+    estimate of the full gradient from a minibatch drawn with the run's seed.
+    """
+    batch_size = _batch_size(batch_size)
+    rule = _sgd_rule(lr, momentum, dampening, weight_decay, nesterov)
+    hyper = _hyperparams(
+        lr=lr, batch_size=batch_size, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov
+    )
+    return Optimizer(*rule, "sgd", hyper, batch_size)
+
+
+# ----------------------------------------------------------------------------- adaptive
+
+
+def adagrad(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10) -> Optimizer:
+    """torch.optim.Adagrad.
+
+    With ``g = grad + weight_decay * x`` and t the step (1-based)::
+
+        clr   = lr / (1 + (t - 1) * lr_decay)
+        s_t   = s_{t-1} + g * g                       (s_0 = initial_accumulator_value)
+        x    <- x - clr * g / (sqrt(s_t) + eps)
+    """
+    lr_c = _per_config(_lr(lr))
+    lr_decay_c = _per_config(_check(lr_decay, "optimizer.lr_decay", lambda v: v >= 0, "a number >= 0"))
+    wd_c = _per_config(_weight_decay(weight_decay))
+    init_acc = _check(
+        initial_accumulator_value, "optimizer.initial_accumulator_value", lambda v: v >= 0, "a number >= 0"
+    )
+    eps_c = _per_config(_eps(eps))
+
+    def init(x):
+        return AdagradState(0, np.full_like(x, 0.0, dtype=float) + _per_config(init_acc))
+
+    def update(grad, state, x):
+        g = _with_weight_decay(grad, x, wd_c)
+        clr = lr_c / (1 + state.step * lr_decay_c)
+        total = state.sum + g * g
+        return x - clr * (g / (np.sqrt(total) + eps_c)), AdagradState(state.step + 1, total)
+
+    hyper = _hyperparams(
+        lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, initial_accumulator_value=initial_accumulator_value, eps=eps
+    )
+    return Optimizer(init, update, "adagrad", hyper)
+
+
+def rmsprop(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False) -> Optimizer:
+    """torch.optim.RMSprop.
+
+    With ``g = grad + weight_decay * x``::
+
+        v_t = alpha * v_{t-1} + (1 - alpha) * g^2
+        avg = sqrt(v_t - m_t^2) + eps,  m_t = alpha * m_{t-1} + (1 - alpha) * g   (centered)
+        avg = sqrt(v_t) + eps                                                    (otherwise)
+        b_t = momentum * b_{t-1} + g / avg;  x <- x - lr * b_t                   (momentum > 0)
+        x  <- x - lr * g / avg                                                   (otherwise)
+    """
+    lr_c = _per_config(_lr(lr))
+    alpha_v = _check(alpha, "optimizer.alpha", lambda v: (v >= 0) & (v <= 1), "a number in [0, 1]")
+    alpha_c, eps_c = _per_config(alpha_v), _per_config(_eps(eps))
+    wd_c = _per_config(_weight_decay(weight_decay))
+    momentum_v = _unit_interval(momentum, "optimizer.momentum")
+    mom_c = _per_config(momentum_v)
+    centered = _flag(centered, "optimizer.centered")
+    uses_momentum = bool(np.any(momentum_v != 0))
+
+    def init(x):
+        zeros = np.zeros_like(x, dtype=float)
+        return RMSpropState(0, zeros, zeros, zeros)
+
+    def update(grad, state, x):
+        g = _with_weight_decay(grad, x, wd_c)
+        square_avg = alpha_c * state.square_avg + (1 - alpha_c) * (g * g)
+        grad_avg = state.grad_avg
+        if centered:
+            grad_avg = _lerp(state.grad_avg, g, 1 - alpha_c)  # torch: grad_avg.lerp_(grad, 1 - alpha)
+            avg = np.sqrt(square_avg - grad_avg * grad_avg) + eps_c
+        else:
+            avg = np.sqrt(square_avg) + eps_c
+        buf = state.momentum_buffer
+        if uses_momentum:
+            buf = mom_c * buf + g / avg
+            new_x = x - lr_c * buf
+        else:
+            new_x = x - lr_c * (g / avg)
+        return new_x, RMSpropState(state.step + 1, square_avg, grad_avg, buf)
+
+    hyper = _hyperparams(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered)
+    return Optimizer(init, update, "rmsprop", hyper)
+
+
+def adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False) -> Optimizer:
+    """torch.optim.Adam.
+
+    With ``g = grad + weight_decay * x`` and t the step (1-based)::
+
+        m_t = m_{t-1} + (1 - beta1) * (g - m_{t-1})          (torch: exp_avg.lerp_)
+        v_t = beta2 * v_{t-1} + (1 - beta2) * g^2
+        v^  = max(v^_{t-1}, v_t) if amsgrad else v_t
+        x  <- x - lr / (1 - beta1^t) * m_t / (sqrt(v^) / sqrt(1 - beta2^t) + eps)
+    """
+    lr_c = _per_config(_lr(lr))
+    if not isinstance(betas, (list, tuple, np.ndarray)) or len(betas) != 2:
+        raise ConfigError("optimizer.betas", betas, "a pair [beta1, beta2] of numbers in [0, 1)")
+    beta1_c = _per_config(_unit_interval(betas[0], "optimizer.betas[0]"))
+    beta2_c = _per_config(_unit_interval(betas[1], "optimizer.betas[1]"))
+    eps_c, wd_c = _per_config(_eps(eps)), _per_config(_weight_decay(weight_decay))
+    amsgrad = _flag(amsgrad, "optimizer.amsgrad")
+
+    def init(x):
+        zeros = np.zeros_like(x, dtype=float)
+        return AdamState(0, zeros, zeros, zeros)
+
+    def update(grad, state, x):
+        g = _with_weight_decay(grad, x, wd_c)
+        step = state.step + 1
+        exp_avg = _lerp(state.exp_avg, g, 1 - beta1_c)  # torch: exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq = beta2_c * state.exp_avg_sq + (1 - beta2_c) * (g * g)
+        bias_correction1 = 1 - beta1_c**step
+        bias_correction2_sqrt = np.sqrt(1 - beta2_c**step)
+        max_exp_avg_sq = state.max_exp_avg_sq
+        if amsgrad:
+            max_exp_avg_sq = np.maximum(max_exp_avg_sq, exp_avg_sq)
+            denom = np.sqrt(max_exp_avg_sq) / bias_correction2_sqrt + eps_c
+        else:
+            denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps_c
+        step_size = lr_c / bias_correction1
+        return x - step_size * (exp_avg / denom), AdamState(step, exp_avg, exp_avg_sq, max_exp_avg_sq)
+
+    hyper = _hyperparams(lr=lr, betas=[_hyperparams(b=b)["b"] for b in betas], eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+    return Optimizer(init, update, "adam", hyper)
+
+
+# ----------------------------------------------------------------------------- scipy
+
+
+def scipy(method=None, options=None):
+    """``scipy.optimize.minimize`` with any of its methods; see :mod:`runner.scipy_minimize`.
+
+    ``options`` go to scipy as ``options=``; the runner's ``max_iter`` is its
+    ``maxiter``. There is no learning rate.
+    """
+    from runner.scipy_minimize import scipy_method  # the adapter imports the loop, which imports this module
+
+    return scipy_method(method, options)

@@ -1,0 +1,257 @@
+"""One run, in plain Python: config -> objective + optimizer -> loop -> trace -> files.
+
+:func:`run` is what the Hydra entry point calls and what tests call directly;
+it takes a plain mapping (or an OmegaConf config) and never imports Hydra.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+import math
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from runner.errors import ConfigError
+from runner.loop import minimize
+from runner.optimizers import Optimizer
+from runner.scipy_minimize import ScipyMethod, minimize_scipy
+from runner.store import SUMMARY_FILE, TRACE_FILE, package_versions, read_summary, write_summary, write_trace
+
+# A run that ended in one of these is a result; failed and interrupted runs are run again on resume.
+FINAL_STATUSES = ("converged", "max_iter", "diverged")
+
+PROGRESS_AFTER_S = 2.0
+
+
+def build(node: Mapping, group: str):
+    """Call the factory named by ``node["_target_"]`` with the node's other keys.
+
+    A key the factory does not take is an error naming the keys it does take.
+    """
+    target = node.get("_target_")
+    if not isinstance(target, str) or "." not in target:
+        raise ConfigError(f"{group}._target_", target, "a dotted path to a factory, e.g. objectives.quartic")
+    module_name, _, attr = target.rpartition(".")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(f"{group}._target_", target, f"an importable factory ({err})") from None
+    kwargs = {k: v for k, v in node.items() if k != "_target_"}
+    accepted = inspect.signature(factory).parameters
+    for key, value in kwargs.items():
+        if key not in accepted:
+            raise ConfigError(f"{group}.{key}", value, f"a key {attr} takes: {', '.join(accepted) or 'none'}")
+    return factory(**kwargs)
+
+
+def plain(cfg, *, resolve: bool = True) -> dict:
+    """A plain-dict copy of an OmegaConf config (or of a mapping)."""
+    if hasattr(cfg, "_get_node"):  # an OmegaConf container
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(cfg, resolve=resolve)
+    return json.loads(json.dumps(cfg))
+
+
+def digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def config_ids(cfg) -> tuple[str, str]:
+    """``(config_hash, config_id)``: the run's config, and the same without its seed.
+
+    The seed is dropped from the unresolved config, so everything that follows
+    it through ``${seed}`` (synthetic data, x0) drops with it, while a pinned
+    ``objective.seed=0`` still counts. Runs that differ only in seed share a
+    ``config_id``: they are repetitions.
+    """
+    unresolved = plain(cfg, resolve=False)
+    without_seed = {k: v for k, v in unresolved.items() if k != "seed"}
+    return digest(plain(cfg)), digest(without_seed)
+
+
+def completed_summary(output_dir: Path, config_hash: str) -> dict | None:
+    """The summary of a finished run of the same config in ``output_dir``, if there is one."""
+    path = output_dir / SUMMARY_FILE
+    if not path.is_file() or not (output_dir / TRACE_FILE).is_file():
+        return None
+    try:
+        summary = read_summary(path)
+    except (OSError, ValueError):
+        return None
+    if summary.get("config_hash") == config_hash and summary.get("status") in FINAL_STATUSES:
+        return summary
+    return None
+
+
+def check_settings(cfg: dict) -> dict:
+    """The top-level run settings, validated: max_iter, tol, grad_tol, seed, trace.x."""
+
+    def number(key, ok, allowed, integer=False):
+        value = cfg.get(key)
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not is_number or (integer and not float(value).is_integer()) or not ok(value):
+            raise ConfigError(key, value, allowed)
+        return int(value) if integer else float(value)
+
+    record_x = (cfg.get("trace") or {}).get("x", True)
+    if not isinstance(record_x, bool):
+        raise ConfigError("trace.x", record_x, "true or false")
+    return {
+        "max_iter": number("max_iter", lambda v: v >= 0, "an integer >= 0", integer=True),
+        "tol": number("tol", lambda v: v >= 0 and math.isfinite(v), "a number >= 0 (0 disables it)"),
+        "grad_tol": number("grad_tol", lambda v: v >= 0 and math.isfinite(v), "a number >= 0 (0 disables it)"),
+        "seed": number("seed", lambda v: 0 <= v < 2**63, "an integer >= 0", integer=True),
+        "record_x": record_x,
+    }
+
+
+def build_optimizer(cfg: dict):
+    node = dict(cfg["optimizer"])
+    if "lr" not in node and cfg.get("lr") is not None:
+        raise ConfigError("lr", cfg["lr"], f"null: optimizer {registry_name(node)} takes no learning rate")
+    return build(node, "optimizer")
+
+
+def config_columns(cfg: dict) -> dict:
+    """The config as flat, typed columns named by their override keys.
+
+    ``objective`` and ``optimizer`` hold the registry names; every other leaf
+    is ``lr``, ``seed``, ``objective.n``, ``optimizer.momentum`` and so on.
+    Lists and dicts (``optimizer.betas``, ``optimizer.options``) become JSON
+    text, so that the runs of a sweep concatenate into one tidy table.
+    ``optimizer.lr`` is left out: it is the top-level ``lr``.
+    """
+    columns = {"objective": registry_name(cfg["objective"]), "optimizer": registry_name(cfg["optimizer"])}
+    for key, value in _leaves(cfg):
+        if key not in ("objective._target_", "optimizer._target_", "optimizer.lr"):
+            columns[key] = json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else value
+    return columns
+
+
+def _leaves(node: dict, prefix: str = ""):
+    for key, value in node.items():
+        if isinstance(value, dict) and key in ("objective", "optimizer", "trace") and not prefix:
+            yield from _leaves(value, f"{key}.")
+        else:
+            yield prefix + key, value
+
+
+def registry_name(node: Mapping) -> str:
+    """An option's registry name: its factory's name (``runner.optimizers.adam`` -> ``adam``)."""
+    return str(node.get("_target_", "?")).rpartition(".")[2]
+
+
+class TerminalProgress:
+    """``iteration  f`` on one refreshed stderr line, for runs longer than a couple of seconds."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.start = time.perf_counter()
+        self.shown = False
+
+    def __call__(self, k: int, f: float) -> None:
+        if time.perf_counter() - self.start < PROGRESS_AFTER_S:
+            return
+        self.stream.write(f"\r  iteration {k:>9,d}   f = {f:.6g}   ")
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def run(cfg, output_dir: str | Path, *, progress=None, resume: bool = True) -> dict:
+    """Run one study and write ``trace.parquet`` and ``summary.json`` into ``output_dir``.
+
+    Never raises for a bad config or a crashing run: the returned summary (also
+    written to disk) has status ``failed`` with the error and its traceback.
+    Ctrl-C ends the run with status ``interrupted``, after its trace is saved.
+    With ``resume``, a folder that already holds a finished run of the same
+    config is left as it is and its summary returned, marked ``skipped``.
+    """
+    output_dir = Path(output_dir)
+    config_hash, config_id = config_ids(cfg)
+    if resume and (done := completed_summary(output_dir, config_hash)) is not None:
+        return {**done, "skipped": True}
+    output_dir.mkdir(parents=True, exist_ok=True)
+    cfg = plain(cfg)
+    run_id = uuid.uuid4().hex[:12]
+    started = time.time()
+    summary = {
+        "run_id": run_id,
+        "config_hash": config_hash,
+        "config_id": config_id,
+        "status": "failed",
+        "message": "",
+        "error": None,
+        "traceback": None,
+        "objective": registry_name(cfg.get("objective") or {}),
+        "optimizer": registry_name(cfg.get("optimizer") or {}),
+    }
+    try:
+        settings = check_settings(cfg)
+        objective = build(cfg["objective"], "objective")
+        optimizer = build_optimizer(cfg)
+        solve = minimize_scipy if isinstance(optimizer, ScipyMethod) else minimize
+        if not isinstance(optimizer, (Optimizer, ScipyMethod)):
+            raise ConfigError("optimizer._target_", cfg["optimizer"].get("_target_"), "a factory returning an Optimizer")
+        rng = np.random.default_rng(np.random.SeedSequence(settings["seed"]).spawn(1)[0])
+        result = solve(
+            objective,
+            optimizer,
+            max_iter=settings["max_iter"],
+            tol=settings["tol"],
+            grad_tol=settings["grad_tol"],
+            record_x=settings["record_x"],
+            rng=rng,
+            progress=progress,
+        )
+        write_trace(output_dir / TRACE_FILE, result, {"run_id": run_id, "config_id": config_id, **config_columns(cfg)})
+        summary.update(
+            status=result.status,
+            message=result.message,
+            hyperparams=optimizer.hyperparams,
+            f=result.f,
+            f_star=objective.f_star,
+            f_gap=None if objective.f_star is None else result.f - objective.f_star,
+            x=result.x,
+            x_star=objective.x_star,
+            iterations=result.iterations,
+            nfev=result.nfev,
+            ngev=result.ngev,
+            wall_time_s=result.wall_time_s,
+            details=result.details,
+            trace_file=TRACE_FILE,
+        )
+    except ConfigError as err:
+        summary.update(message=str(err), error=str(err))
+    except Exception as err:  # a crashing objective or optimizer is recorded, not lost
+        summary.update(message=f"{type(err).__name__}: {err}", error=f"{type(err).__name__}: {err}",
+                       traceback=traceback.format_exc())  # fmt: skip
+    summary.update(started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)), config=cfg,
+                   versions=package_versions(), output_dir=str(output_dir))  # fmt: skip
+    summary.setdefault("wall_time_s", time.time() - started)
+    write_summary(output_dir / SUMMARY_FILE, summary)
+    return summary
+
+
+def summary_line(summary: dict) -> str:
+    """The one line printed at the end of a run."""
+    where = summary.get("output_dir", "")
+    if summary["status"] == "failed":
+        return f"failed: {summary['error']}  ({where})"
+    f = summary.get("f")
+    f_text = f"{f:.6g}" if isinstance(f, float) else str(f)
+    return f"{summary['status']}: f = {f_text} after {summary['iterations']} iterations  ({where})"

@@ -1,0 +1,116 @@
+"""The record a run produces: its trace (one row per iterate) and its outcome.
+
+The loop and the scipy adapter both fill a :class:`TraceRecorder`; neither
+does I/O. :mod:`runner.store` turns a :class:`RunResult` into files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+STATUSES = ("converged", "max_iter", "diverged", "failed", "interrupted")
+
+MAX_TRACED_COORDS = 1000
+
+
+def traced_coordinates(dim: int, record_x: bool) -> np.ndarray:
+    """Which coordinates get an ``x_i`` column: all, an even thinning past 1,000, or none."""
+    if not record_x:
+        return np.arange(0)
+    if dim <= MAX_TRACED_COORDS:
+        return np.arange(dim)
+    return np.unique(np.linspace(0, dim - 1, MAX_TRACED_COORDS).round().astype(int))
+
+
+class TraceRecorder:
+    """Rows appended one iterate at a time into preallocated, doubling arrays."""
+
+    def __init__(self, dim: int, *, coords: np.ndarray, capacity: int = 1024):
+        self.coords = coords
+        self.size = 0
+        self._all_coords = len(coords) == dim
+        capacity = max(int(capacity), 1)
+        self.f = np.empty(capacity)
+        self.grad_norm = np.empty(capacity)
+        self.nfev = np.empty(capacity, dtype=np.int64)
+        self.ngev = np.empty(capacity, dtype=np.int64)
+        self.time_s = np.empty(capacity)
+        self.x = np.empty((capacity, len(coords)))
+
+    def append(self, f: float, grad_norm: float, x: np.ndarray, nfev: int, ngev: int, time_s: float) -> None:
+        k = self.size
+        if k == len(self.f):
+            self._grow()
+        self.f[k] = f
+        self.grad_norm[k] = grad_norm
+        self.nfev[k] = nfev
+        self.ngev[k] = ngev
+        self.time_s[k] = time_s
+        if self._all_coords:
+            self.x[k] = x
+        elif len(self.coords):
+            self.x[k] = x[self.coords]
+        self.size = k + 1
+
+    def _grow(self) -> None:
+        for name in ("f", "grad_norm", "nfev", "ngev", "time_s", "x"):
+            old = getattr(self, name)
+            new = np.empty((2 * len(old),) + old.shape[1:], dtype=old.dtype)
+            new[: len(old)] = old
+            setattr(self, name, new)
+
+    def finish(self) -> "Trace":
+        n = self.size
+        return Trace(
+            f=self.f[:n].copy(),
+            grad_norm=self.grad_norm[:n].copy(),
+            nfev=self.nfev[:n].copy(),
+            ngev=self.ngev[:n].copy(),
+            time_s=self.time_s[:n].copy(),
+            x=self.x[:n].copy(),
+            coords=self.coords,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """Row k is the iterate after k updates (row 0 is x0).
+
+    ``x[:, j]`` holds coordinate ``coords[j]``; counts are the evaluations the
+    method had asked for when the row was recorded.
+    """
+
+    f: np.ndarray
+    grad_norm: np.ndarray
+    nfev: np.ndarray
+    ngev: np.ndarray
+    time_s: np.ndarray
+    x: np.ndarray
+    coords: np.ndarray
+
+    @property
+    def iterations(self) -> int:
+        return len(self.f) - 1
+
+
+@dataclass(frozen=True, eq=False)
+class RunResult:
+    """How a run ended: one of :data:`STATUSES`, the final point and the counts.
+
+    ``f`` and ``x`` are the last recorded iterate (for a diverged run, the
+    first non-finite one). ``details`` holds method-specific extras, e.g.
+    scipy's own ``nit``, ``status`` and ``success``.
+    """
+
+    status: str
+    message: str
+    x: np.ndarray
+    f: float
+    iterations: int
+    nfev: int
+    ngev: int
+    wall_time_s: float
+    trace: Trace
+    details: dict = field(default_factory=dict)

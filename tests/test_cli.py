@@ -1,0 +1,171 @@
+"""End to end: ``python -m runner`` writes the trace and summary contract; bad input fails clearly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from runner import run
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "runner", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+
+
+def test_cli_writes_trace_and_summary(tmp_path):
+    out = tmp_path / "run"
+    done = cli("optimizer=momentum", "lr=0.01", f"hydra.run.dir={out}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "converged"
+    assert done.stdout.strip().splitlines()[-1].startswith(f"converged: f = {summary['f']:.6g} after")
+    assert str(out) in done.stdout
+    for key in ("f", "x", "iterations", "nfev", "ngev", "wall_time_s", "config", "versions", "run_id"):
+        assert key in summary
+    assert summary["config"]["optimizer"]["momentum"] == 0.9 and summary["config"]["lr"] == 0.01
+    assert summary["versions"]["numpy"] == np.__version__
+
+    trace = pd.read_parquet(out / "trace.parquet")
+    assert list(trace.columns[:5]) == ["iteration", "f", "grad_norm", "x_0", "x_1"]
+    assert trace["iteration"].dtype == np.int64 and trace["f"].dtype == np.float64
+    assert list(trace["iteration"]) == list(range(summary["iterations"] + 1))
+    for column in ("time_s", "nfev", "ngev", "run_id", "objective", "optimizer", "lr", "optimizer.momentum", "seed"):
+        assert column in trace.columns
+    assert set(trace["optimizer"]) == {"momentum"} and set(trace["objective"]) == {"shifted_quadratic"}
+    assert set(trace["run_id"]) == {summary["run_id"]}
+    assert trace["f"].iloc[-1] == summary["f"]
+    assert [trace["x_0"].iloc[0], trace["x_1"].iloc[0]] == [8.0, 9.0]
+    assert not (out / "runner.log").exists() or "__main__" not in str(list(out.iterdir()))
+
+
+def test_two_runs_in_the_same_second_get_their_own_folders(tmp_path):
+    procs = [subprocess.Popen([sys.executable, "-m", "runner", "max_iter=5"], cwd=tmp_path,
+                              env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) for _ in range(2)]  # fmt: skip
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0
+    folders = sorted(p.parent for p in (tmp_path / "outputs").glob("*/*/summary.json"))
+    assert len(folders) == 2 and folders[0] != folders[1]
+    assert all((f / "runner.log").exists() for f in folders)  # the job is named, not __main__
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["lr=-0.1"], "lr=-0.1: expected a number > 0"),
+        (["optimizer=scipy", "optimizer.method=Adamax"], "optimizer.method=Adamax: expected one of Nelder-Mead"),
+        (["objective.x0=[1,2,3]"], "objective.x0=[1, 2, 3]: expected a list of 2 numbers (got 3)"),
+    ],
+)
+def test_bad_input_exits_with_one_line(tmp_path, overrides, message):
+    out = tmp_path / "run"
+    done = cli(*overrides, f"hydra.run.dir={out}", cwd=tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stdout + done.stderr
+    assert lines[0].startswith("failed: ") and done.stdout == ""
+    assert not (out / "trace.parquet").exists()
+    assert json.loads((out / "summary.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optimizer=adamw", "error: optimizer=adamw: expected one of adagrad, adam, gd, momentum, nesterov, rmsprop, scipy, sgd"),
+        ("optimizer.momentum=0.9", "error: optimizer.momentum: not a key of optimizer; its keys are lr, weight_decay"),
+        ("lrr=0.1", "error: lrr: not a key of the top level; its keys are lr, max_iter, tol, grad_tol, seed, trace"),
+    ],
+)
+def test_hydra_composition_errors_are_one_line_too(tmp_path, override, message):
+    done = cli(override, cwd=tmp_path)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.strip().startswith(message)
+    assert not (tmp_path / "outputs").exists()
+
+
+# --------------------------------------------------------------------------- in-process bad input
+
+
+BAD_INPUT = [
+    (["objective=nope"], "objective"),
+    (["lr=0"], "lr=0: expected a number > 0"),
+    (["optimizer=momentum", "optimizer.momentum=1.0"], "optimizer.momentum=1.0: expected a number in [0, 1)"),
+    (["optimizer=momentum", "optimizer.momentum=-0.5"], "optimizer.momentum=-0.5: expected a number in [0, 1)"),
+    (["optimizer=adam", "optimizer.betas=[0.9,1.0]"], "optimizer.betas[1]=1.0: expected a number in [0, 1)"),
+    (["objective.x0=[1]"], "objective.x0=[1]: expected a list of 2 numbers (got 1)"),
+    (["objective=sin_cos", "objective.n=12", "objective.x0=[2,0,0,0,0,0,0,0,0,0,0,0]"],
+     "objective.x0=x0[0]=2: expected values within the bounds [-inf, 1] for coordinate 0"),
+    (["objective=least_squares", "optimizer=sgd", "optimizer.batch_size=0"],
+     "optimizer.batch_size=0: expected an integer >= 1"),
+    (["objective=least_squares", "optimizer=sgd", "optimizer.batch_size=1000"],
+     "optimizer.batch_size=1000: expected an integer in [1, 100]"),
+    (["optimizer=scipy", "optimizer.method=newton"], "optimizer.method=newton: expected one of"),
+    (["optimizer=gd", "+optimizer.momentum=0.9"], "optimizer.momentum=0.9: expected a key gd takes: lr, weight_decay"),
+    (["optimizer=scipy", "lr=0.1"], "lr=0.1: expected null: optimizer scipy takes no learning rate"),
+    (["max_iter=-1"], "max_iter=-1: expected an integer >= 0"),
+    (["objective=least_squares", "objective.data=missing.csv"], "objective.data=missing.csv"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", BAD_INPUT)
+def test_bad_input_is_a_failed_run_with_a_one_line_error(compose_cfg, tmp_path, overrides, message):
+    if overrides == ["objective=nope"]:
+        from hydra.errors import MissingConfigException
+
+        with pytest.raises(MissingConfigException, match="Available options in 'objective'"):
+            compose_cfg(*overrides)
+        return
+    summary = run(compose_cfg(*overrides), tmp_path)
+    assert summary["status"] == "failed"
+    assert message in summary["error"] and "\n" not in summary["error"]
+    assert summary["traceback"] is None
+    assert not (tmp_path / "trace.parquet").exists()
+
+
+@pytest.mark.parametrize("problem", ["nan", "text", "empty"])
+def test_bad_data_files(compose_cfg, tmp_path, problem):
+    data = tmp_path / "data.csv"
+    rows = {"nan": "a,b,y\n1,2,3\n4,nan,6\n", "text": "a,b,y\n1,x,3\n4,5,6\n", "empty": ""}[problem]
+    data.write_text(rows)
+    summary = run(compose_cfg("objective=least_squares", f"objective.data={data}"), tmp_path / "out")
+    assert summary["status"] == "failed" and "objective.data=" in summary["error"]
+    assert "\n" not in summary["error"]
+
+
+def test_a_crashing_objective_is_recorded_with_its_traceback(compose_cfg, tmp_path):
+    cfg = compose_cfg()
+    cfg["objective"] = {"_target_": "tests.test_cli.exploding_objective"}
+    summary = run(cfg, tmp_path)
+    assert summary["status"] == "failed" and summary["error"] == "RuntimeError: boom"
+    assert "exploding_objective" in summary["traceback"]
+
+
+def exploding_objective():
+    raise RuntimeError("boom")
+
+
+def test_user_data_file_runs(compose_cfg, tmp_path):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((40, 3))
+    frame = pd.DataFrame(a, columns=["u", "v", "w"]).assign(y=a @ [1.0, -2.0, 0.5])
+    frame.to_csv(tmp_path / "my.csv", index=False)
+    cfg = compose_cfg("objective=least_squares", "optimizer=adam", "lr=0.05", f"objective.data={tmp_path / 'my.csv'}",
+                      "max_iter=3000", "tol=0")  # fmt: skip
+    summary = run(cfg, tmp_path / "out")
+    assert summary["status"] == "max_iter"
+    assert np.allclose(summary["x"], [1.0, -2.0, 0.5], atol=1e-3)
+    trace = pq.read_table(tmp_path / "out" / "trace.parquet").to_pandas()
+    assert {"x_0", "x_1", "x_2"} <= set(trace.columns) and "x_3" not in trace.columns
