@@ -1,9 +1,11 @@
 """runner: a declarative experiment runner for optimization studies.
 
 ``python -m runner [overrides]`` runs a study from the Hydra configs in ``conf/``;
-:func:`run` does the same from Python with a plain config mapping.
+:func:`run` does the same from Python with a plain config mapping, and
+:func:`load` / :func:`load_runs` read a whole sweep into pandas.
 """
 
 from runner.run import run
+from runner.sweep import load, load_runs
 
-__all__ = ["run"]
+__all__ = ["load", "load_runs", "run"]

@@ -16,12 +16,14 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.errors import HydraException, MissingConfigException
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from runner.run import TerminalProgress, run, summary_line
+from runner.sweep import finish_sweep
 
 EXIT_BAD_CONFIG = 2
 EXIT_FAILED = 1
@@ -58,6 +60,16 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+class SweepEnd(Callback):
+    """After every multirun: the sweep's tables and figures, a count of runs by status,
+    and a non-zero exit code only if a job failed (a diverged run is a result)."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        counts = finish_sweep(Path(config.hydra.sweep.dir))
+        if counts["failed"] or counts["interrupted"]:
+            sys.exit(EXIT_FAILED)
+
+
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
 def main(cfg) -> float:
     single_run = HydraConfig.get().mode == RunMode.RUN
@@ -66,8 +78,11 @@ def main(cfg) -> float:
         summary = run(cfg, HydraConfig.get().runtime.output_dir, progress=progress)
     if progress is not None:
         progress.close()
-    print(summary_line(summary), file=sys.stderr if summary["status"] == "failed" else sys.stdout, flush=True)
-    if summary["status"] == "interrupted":
+    if not summary.get("skipped"):
+        print(summary_line(summary), file=sys.stderr if summary["status"] == "failed" else sys.stdout, flush=True)
+    if summary.get("skipped"):
+        print(f"skipped: {summary['output_dir']} already holds this run ({summary['status']})", flush=True)
+    elif summary["status"] == "interrupted":
         sys.exit(EXIT_INTERRUPTED)
     if single_run and summary["status"] == "failed":
         sys.exit(EXIT_BAD_CONFIG if summary["traceback"] is None else EXIT_FAILED)

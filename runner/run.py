@@ -47,8 +47,9 @@ def build(node: Mapping, group: str):
         raise ConfigError(f"{group}._target_", target, f"an importable factory ({err})") from None
     kwargs = {k: v for k, v in node.items() if k != "_target_"}
     accepted = inspect.signature(factory).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
     for key, value in kwargs.items():
-        if key not in accepted:
+        if key not in accepted and not takes_any:
             raise ConfigError(f"{group}.{key}", value, f"a key {attr} takes: {', '.join(accepted) or 'none'}")
     return factory(**kwargs)
 

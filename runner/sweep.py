@@ -1,0 +1,180 @@
+"""A sweep as one dataset: ``runs.parquet`` (one row per run) and ``traces.parquet`` (every iterate).
+
+A sweep folder holds its runs in one of two layouts, and everything here reads both:
+
+* one folder per job (Hydra's launchers): ``<job>/summary.json`` and ``<job>/trace.parquet``,
+  the job folder named by its overrides, e.g. ``lr=0.01/optimizer=momentum/seed=0``;
+* chunk files (the batched launcher): ``parts/<name>.runs.parquet`` with runs-table rows and
+  ``parts/<name>.traces.parquet`` with traces-table rows.
+
+At the end of a sweep :func:`finish_sweep` writes the two tables, in plain
+types that pandas, pyarrow, polars and DuckDB all read. :func:`load` and
+:func:`load_runs` read them back, or rebuild them from the runs when they are
+missing or older than a run (a sweep still going, or resumed).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from runner.run import config_columns
+from runner.store import SUMMARY_FILE, TRACE_FILE, atomic_write, read_summary
+
+RUNS_FILE = "runs.parquet"
+TRACES_FILE = "traces.parquet"
+PARTS_DIR = "parts"
+FIGURES_DIR = "figures"
+
+# Numbers in summary.json that may be non-finite, written there as "inf" / "nan".
+_FLOAT_FIELDS = ("f", "f_star", "f_gap", "wall_time_s")
+_RUN_FIELDS = ("run_id", "config_hash", "config_id", "job", "status", "message", "error", "traceback")
+_RESULT_FIELDS = ("f", "f_star", "f_gap", "iterations", "nfev", "ngev", "wall_time_s", "started_at")
+
+
+def job_summaries(sweep_dir: Path) -> list[Path]:
+    """Every ``summary.json`` of a job folder below ``sweep_dir``, Hydra's own folders skipped."""
+    found = []
+    for path in sorted(Path(sweep_dir).rglob(SUMMARY_FILE)):
+        relative = path.relative_to(sweep_dir).parts[:-1]
+        if not any(part.startswith(".") for part in relative) and PARTS_DIR not in relative[:1]:
+            found.append(path)
+    return found
+
+
+def run_record(summary: dict, job: str) -> dict:
+    """One runs-table row: identity, status and error, the config as columns, the outcome."""
+    record = {key: summary.get(key) for key in _RUN_FIELDS}
+    record["job"] = job
+    config = summary.get("config") or {}
+    if isinstance(config.get("objective"), dict) and isinstance(config.get("optimizer"), dict):
+        record.update(config_columns(config))
+    else:
+        record.update(objective=summary.get("objective"), optimizer=summary.get("optimizer"))
+    for key in _RESULT_FIELDS:
+        value = summary.get(key)
+        record[key] = float(value) if key in _FLOAT_FIELDS and value is not None else value
+    record["config"] = json.dumps(config, sort_keys=True)
+    return record
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table | None:
+    # "permissive" unifies schemas across runs: a column one optimizer lacks becomes null,
+    # and an int column meets a float one (lr=1 beside lr=0.5) as float.
+    tables = [t for t in tables if t is not None]
+    return pa.concat_tables(tables, promote_options="permissive") if tables else None
+
+
+def _table(records: list[dict]) -> pa.Table | None:
+    """Rows with differing keys as one table: every key a column, null where a row lacks it."""
+    if not records:
+        return None
+    keys = dict.fromkeys(key for record in records for key in record)
+    return pa.table({key: [record.get(key) for record in records] for key in keys})
+
+
+def _with_constants(table: pa.Table, **columns) -> pa.Table:
+    for name, value in columns.items():
+        table = table.append_column(name, pa.array([value] * table.num_rows, type=pa.string()))
+    return table
+
+
+def collect(sweep_dir: str | Path) -> tuple[pa.Table, pa.Table]:
+    """``(runs, traces)`` of every run below ``sweep_dir``, read from the runs themselves."""
+    sweep_dir = Path(sweep_dir)
+    records, traces = [], []
+    for path in job_summaries(sweep_dir):
+        summary = read_summary(path)
+        job = path.parent.relative_to(sweep_dir).as_posix()
+        records.append(run_record(summary, job))
+        trace_path = path.parent / TRACE_FILE
+        if summary.get("trace_file") and trace_path.is_file():
+            traces.append(_with_constants(pq.read_table(trace_path), status=summary["status"], job=job))
+    runs_parts = [pq.read_table(p) for p in sorted((sweep_dir / PARTS_DIR).glob(f"*.{RUNS_FILE}"))]
+    trace_parts = [pq.read_table(p) for p in sorted((sweep_dir / PARTS_DIR).glob(f"*.{TRACES_FILE}"))]
+    runs = _concat([_table(records), *runs_parts])
+    if runs is None:
+        raise FileNotFoundError(f"no runs below {sweep_dir}: expected <job>/{SUMMARY_FILE} or {PARTS_DIR}/*.{RUNS_FILE}")
+    return runs, _concat(traces + trace_parts) or pa.table({"run_id": pa.array([], pa.string())})
+
+
+def write_tables(sweep_dir: str | Path) -> pa.Table:
+    """Write ``runs.parquet`` and ``traces.parquet`` for the whole sweep; return the runs."""
+    sweep_dir = Path(sweep_dir)
+    runs, traces = collect(sweep_dir)
+    atomic_write(sweep_dir / TRACES_FILE, lambda tmp: pq.write_table(traces, tmp))
+    atomic_write(sweep_dir / RUNS_FILE, lambda tmp: pq.write_table(runs, tmp))
+    return runs
+
+
+def _fresh(table_path: Path, sweep_dir: Path) -> bool:
+    """Whether a written table is at least as new as every run it was built from."""
+    if not table_path.is_file():
+        return False
+    built = table_path.stat().st_mtime_ns
+    sources = job_summaries(sweep_dir) + sorted((sweep_dir / PARTS_DIR).glob("*.parquet"))
+    return all(p.stat().st_mtime_ns <= built for p in sources)
+
+
+def load(path: str | Path):
+    """Every iteration of every run below ``path`` as one pandas DataFrame.
+
+    ``path`` is a sweep folder (or a single run's folder). Columns: the trace
+    columns of each run (``iteration``, ``f``, ``grad_norm``, ``x_i``, ``time_s``,
+    ``nfev``, ``ngev``), its config as typed columns (``lr`` float, ``seed`` int,
+    ``optimizer`` string, ``optimizer.momentum`` ...), its ``status`` and its ``job`` folder.
+    """
+    path = Path(path)
+    if _fresh(path / TRACES_FILE, path):
+        return pq.read_table(path / TRACES_FILE).to_pandas()
+    return collect(path)[1].to_pandas()
+
+
+def load_runs(path: str | Path):
+    """One row per run below ``path``: config, status, final f, f - f*, iterations,
+    evaluation counts, wall time, and the error of failed runs.
+
+    Repetitions (same config, other seed) share a ``config_id``:
+    ``load_runs(d).groupby("config_id")`` groups them.
+    """
+    path = Path(path)
+    if _fresh(path / RUNS_FILE, path):
+        return pq.read_table(path / RUNS_FILE).to_pandas()
+    return collect(path)[0].to_pandas()
+
+
+def status_counts(runs: pa.Table) -> Counter:
+    return Counter(runs.column("status").to_pylist())
+
+
+def count_line(counts: Counter, where: Path) -> str:
+    order = ("converged", "max_iter", "diverged", "failed", "interrupted")
+    parts = ", ".join(f"{counts[s]} {s}" for s in order if counts[s])
+    return f"sweep: {sum(counts.values())} runs: {parts}  ({where})"
+
+
+def finish_sweep(sweep_dir: str | Path, *, figures: bool = True) -> Counter:
+    """Write the sweep's tables (and figures), print the count of runs by status, return it."""
+    sweep_dir = Path(sweep_dir)
+    runs = write_tables(sweep_dir)
+    counts = status_counts(runs)
+    if figures:
+        draw_figures(sweep_dir)
+    print(count_line(counts, sweep_dir), flush=True)
+    return counts
+
+
+def draw_figures(sweep_dir: Path) -> None:
+    """The figures that fit the sweep, into ``figures/``; a figure that fails never costs the tables."""
+    try:
+        from runner.plot import draw
+    except ImportError:
+        return
+    try:
+        draw(sweep_dir)
+    except Exception as err:  # the tables are written; say what went wrong and go on
+        print(f"figures: not drawn ({type(err).__name__}: {err})", flush=True)
