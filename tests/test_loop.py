@@ -119,3 +119,13 @@ def test_trace_x_can_be_dropped():
     result = minimize(shifted_quadratic(), gd(lr=0.1), max_iter=3, record_x=False)
     assert result.trace.x.shape == (4, 0)
     assert result.x.shape == (2,)
+
+
+def test_more_than_1000_coordinates_are_thinned_evenly():
+    objective = two_layer_net(m=20, n=5, p=300)  # 300 * 5 + 2 * 300 + 1 = 2101 parameters
+    result = minimize(objective, gd(lr=1e-4), max_iter=2)
+    coords = result.trace.coords
+    assert objective.dim == 2101 and len(coords) == 1000
+    assert coords[0] == 0 and coords[-1] == 2100 and np.all(np.diff(coords) > 0)
+    x = np.stack([objective.x0, result.x])  # rows 0 and 2 hold the traced coordinates of x0 and x_2
+    assert np.array_equal(result.trace.x[[0, 2]], x[:, coords])
