@@ -18,6 +18,7 @@ import numpy as np
 from objectives.base import Objective, as_x0, check_real
 
 _SCALE = np.array([4.0, 3.0])
+_GRAD_SCALE = 2.0 / _SCALE
 
 
 def shifted_quadratic(a=2.0, b=-3.0, x0=None) -> Objective:
@@ -40,7 +41,7 @@ def shifted_quadratic(a=2.0, b=-3.0, x0=None) -> Objective:
 
     def value_and_grad(x):
         u = (np.asarray(x, dtype=float) - center) / _SCALE
-        return np.sum(u * u, axis=-1), 2.0 * u / _SCALE
+        return np.vecdot(u, u), u * _GRAD_SCALE
 
     return Objective(
         name="shifted_quadratic",

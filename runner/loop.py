@@ -80,7 +80,25 @@ def gradient_norm(objective: Objective, x: np.ndarray, g: np.ndarray) -> np.ndar
     """
     if objective.has_bounds:
         g = x - objective.project(x - g)
-    return np.sqrt(np.einsum("...i,...i->...", g, g))
+    return np.sqrt(np.vecdot(g, g))
+
+
+def stop_reason(k: int, f: float, f_prev: float, gnorm: float, *, tol: float, grad_tol: float,
+                max_iter: int) -> tuple[str, str] | None:
+    """The stopping rules, in order, at iterate k: ``(status, message)``, or None to go on.
+
+    ``f_prev`` is f at iterate k - 1 (unused at k = 0); ``gnorm`` is the
+    gradient norm at iterate k, projected onto the bounds if there are any.
+    """
+    if not math.isfinite(f + gnorm):
+        return "diverged", f"f or its gradient is not finite at iteration {k}"
+    if grad_tol > 0 and gnorm <= grad_tol:
+        return "converged", f"gradient norm {gnorm:.3g} <= grad_tol = {grad_tol:g}"
+    if k > 0 and abs(f - f_prev) < tol:
+        return "converged", f"|f_k - f_(k-1)| = {abs(f - f_prev):.3g} < tol = {tol:g}"
+    if k >= max_iter:
+        return "max_iter", f"reached max_iter = {max_iter}"
+    return None
 
 
 def minimize(
@@ -106,13 +124,18 @@ def minimize(
     recorder = TraceRecorder(objective.dim, coords=coords, capacity=min(max_iter + 1, 1024))
     value_and_grad = objective.value_and_grad
     minibatch = objective.minibatch_value_and_grad
-    update, project = optimizer.update, objective.has_bounds and objective.project
+    update = optimizer.update
+    lower, upper = objective.lower, objective.upper
+    bounded = objective.has_bounds
     status, message = None, ""
     nfev = ngev = k = 0
     f_prev = math.nan
-    x_last, f_last = x, math.nan
+    x_last = x
     start = perf_counter()
     next_report = PROGRESS_EVERY_S
+    # The recorder's columns, written in place: this loop is the hot path of every run.
+    F, GN, NF, NG, T, X = recorder.columns()
+    capacity, all_coords = len(F), len(coords) == objective.dim
     try:
         state = optimizer.init(x)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -122,33 +145,32 @@ def minimize(
                 nfev += 1
                 if sampler is None:
                     ngev += 1
-                gnorm = float(gradient_norm(objective, x, g))
-                now = perf_counter() - start
-                recorder.append(f, gnorm, x, nfev, ngev, now)
-                x_last, f_last = x, f
+                projected = x - np.clip(x - g, lower, upper) if bounded else g  # as gradient_norm()
+                gnorm = math.sqrt(projected @ projected)
+                if k == capacity:
+                    F, GN, NF, NG, T, X = recorder.grow()
+                    capacity = len(F)
+                F[k], GN[k], NF[k], NG[k], T[k] = f, gnorm, nfev, ngev, perf_counter() - start
+                X[k] = x if all_coords else x[coords]
+                recorder.size = k + 1
+                x_last = x
 
-                if not math.isfinite(f + gnorm):
-                    status, message = "diverged", f"f or its gradient is not finite at iteration {k}"
-                elif grad_tol > 0 and gnorm <= grad_tol:
-                    status, message = "converged", f"gradient norm {gnorm:.3g} <= grad_tol = {grad_tol:g}"
-                elif k > 0 and abs(f - f_prev) < tol:
-                    status, message = "converged", f"|f_k - f_(k-1)| = {abs(f - f_prev):.3g} < tol = {tol:g}"
-                elif k == max_iter:
-                    status, message = "max_iter", f"reached max_iter = {max_iter}"
-                if status is not None:
+                stop = stop_reason(k, f, f_prev, gnorm, tol=tol, grad_tol=grad_tol, max_iter=max_iter)
+                if stop is not None:
+                    status, message = stop
                     break
 
                 if sampler is not None:
                     g = minibatch(x, sampler.next())[1]
                     ngev += 1
                 x, state = update(g, state, x)
-                if project:
-                    x = project(x)
+                if bounded:
+                    x = np.clip(x, lower, upper)
                 f_prev = f
                 k += 1
-                if progress is not None and now >= next_report:
+                if progress is not None and T[k - 1] >= next_report:
                     progress(k, f)
-                    next_report = now + PROGRESS_EVERY_S
+                    next_report = T[k - 1] + PROGRESS_EVERY_S
     except KeyboardInterrupt:
         status, message = "interrupted", f"interrupted after iteration {recorder.size - 1}"
     trace = recorder.finish()
@@ -156,7 +178,7 @@ def minimize(
         status=status,
         message=message,
         x=np.array(x_last),
-        f=f_last,
+        f=float(trace.f[-1]) if recorder.size else math.nan,
         iterations=trace.iterations,
         nfev=int(trace.nfev[-1]) if trace.iterations >= 0 else 0,
         ngev=int(trace.ngev[-1]) if trace.iterations >= 0 else 0,

@@ -70,9 +70,14 @@ class AdamState(NamedTuple):
 # ----------------------------------------------------------------------------- checks
 
 
-def _per_config(value) -> np.ndarray:
-    """A hyperparameter as floats with a trailing axis, to broadcast against x (B..., n)."""
-    return np.asarray(value, dtype=float)[..., np.newaxis]
+def _per_config(value) -> float | np.ndarray:
+    """A hyperparameter ready to broadcast against x (B..., n).
+
+    A single value stays a Python float (the fast path of a single run); an
+    array of a batch shape B gets a trailing axis.
+    """
+    array = np.asarray(value, dtype=float)
+    return float(array) if array.ndim == 0 else array[..., np.newaxis]
 
 
 def _number(value, key: str) -> np.ndarray:
@@ -134,12 +139,21 @@ def _lerp(start, end, weight):
     For ``weight >= 0.5`` torch evaluates ``end - (end - start) * (1 - weight)``, so that
     weight 1 gives ``end`` exactly (Adam with beta1 = 0 keeps ``exp_avg`` equal to the gradient).
     """
+    if isinstance(weight, float):
+        return start + weight * (end - start) if weight < 0.5 else end - (end - start) * (1 - weight)
     return np.where(weight < 0.5, start + weight * (end - start), end - (end - start) * (1 - weight))
 
 
+def _decay(weight_decay: np.ndarray) -> float | np.ndarray | None:
+    """``weight_decay`` per config, or None when it is zero everywhere.
+
+    Skipping the add when it is zero keeps gd bitwise equal to ``x - lr * g``.
+    """
+    return _per_config(weight_decay) if np.any(weight_decay) else None
+
+
 def _with_weight_decay(grad, x, weight_decay):
-    # Skipping the add when it is zero keeps gd bitwise equal to x - lr * g.
-    return grad if not np.any(weight_decay) else grad + weight_decay * x
+    return grad if weight_decay is None else grad + weight_decay * x
 
 
 # ----------------------------------------------------------------------------- SGD family
@@ -161,18 +175,19 @@ def _sgd_rule(lr, momentum, dampening, weight_decay, nesterov):
     nesterov = _flag(nesterov, "optimizer.nesterov")
     if nesterov and (np.any(momentum_v <= 0) or np.any(dampening_v != 0)):
         raise ConfigError("optimizer.momentum", momentum, "a number in (0, 1) with dampening 0 for nesterov")
-    lr_c, mom_c, damp_c, wd_c = map(_per_config, (lr_v, momentum_v, dampening_v, weight_decay_v))
-    uses_momentum = bool(np.any(momentum_v != 0))
     # torch keeps no buffer at momentum 0 (d = g), so dampening has no effect there. In a batch
     # that mixes momentum 0 with momentum > 0, those configs take the buffer path below, which
     # reduces to b_t = 0 * b_{t-1} + 1 * g = g only if their dampening is 0.
-    damp_c = np.where(mom_c == 0, 0.0, damp_c)
+    dampening_v = np.where(momentum_v == 0, 0.0, dampening_v)
+    lr_c, mom_c, damp_c = map(_per_config, (lr_v, momentum_v, dampening_v))
+    wd_c = _decay(weight_decay_v)
+    uses_momentum = bool(np.any(momentum_v != 0))
 
     def init(x):
         return SGDState(0, np.zeros_like(x, dtype=float))
 
     def update(grad, state, x):
-        g = _with_weight_decay(grad, x, wd_c)
+        g = grad if wd_c is None else grad + wd_c * x
         if not uses_momentum:
             return x - lr_c * g, SGDState(state.step + 1, state.momentum_buffer)
         if state.step == 0:
@@ -235,7 +250,7 @@ def adagrad(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0
     """
     lr_c = _per_config(_lr(lr))
     lr_decay_c = _per_config(_check(lr_decay, "optimizer.lr_decay", lambda v: v >= 0, "a number >= 0"))
-    wd_c = _per_config(_weight_decay(weight_decay))
+    wd_c = _decay(_weight_decay(weight_decay))
     init_acc = _check(
         initial_accumulator_value, "optimizer.initial_accumulator_value", lambda v: v >= 0, "a number >= 0"
     )
@@ -270,7 +285,7 @@ def rmsprop(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, cente
     lr_c = _per_config(_lr(lr))
     alpha_v = _check(alpha, "optimizer.alpha", lambda v: (v >= 0) & (v <= 1), "a number in [0, 1]")
     alpha_c, eps_c = _per_config(alpha_v), _per_config(_eps(eps))
-    wd_c = _per_config(_weight_decay(weight_decay))
+    wd_c = _decay(_weight_decay(weight_decay))
     momentum_v = _unit_interval(momentum, "optimizer.momentum")
     mom_c = _per_config(momentum_v)
     centered = _flag(centered, "optimizer.centered")
@@ -316,7 +331,7 @@ def adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False)
         raise ConfigError("optimizer.betas", betas, "a pair [beta1, beta2] of numbers in [0, 1)")
     beta1_c = _per_config(_unit_interval(betas[0], "optimizer.betas[0]"))
     beta2_c = _per_config(_unit_interval(betas[1], "optimizer.betas[1]"))
-    eps_c, wd_c = _per_config(_eps(eps)), _per_config(_weight_decay(weight_decay))
+    eps_c, wd_c = _per_config(_eps(eps)), _decay(_weight_decay(weight_decay))
     amsgrad = _flag(amsgrad, "optimizer.amsgrad")
 
     def init(x):
@@ -328,8 +343,10 @@ def adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False)
         step = state.step + 1
         exp_avg = _lerp(state.exp_avg, g, 1 - beta1_c)  # torch: exp_avg.lerp_(grad, 1 - beta1)
         exp_avg_sq = beta2_c * state.exp_avg_sq + (1 - beta2_c) * (g * g)
-        bias_correction1 = 1 - beta1_c**step
-        bias_correction2_sqrt = np.sqrt(1 - beta2_c**step)
+        # Powers through numpy for a single config too: Python's float ** int can round
+        # differently, and a batched run must equal each of its configs run alone.
+        bias_correction1 = 1 - np.power(beta1_c, step)
+        bias_correction2_sqrt = np.sqrt(1 - np.power(beta2_c, step))
         max_exp_avg_sq = state.max_exp_avg_sq
         if amsgrad:
             max_exp_avg_sq = np.maximum(max_exp_avg_sq, exp_avg_sq)

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.optimize
 
 from runner.errors import ConfigError
-from runner.loop import Progress, gradient_norm, PROGRESS_EVERY_S
+from runner.loop import PROGRESS_EVERY_S, Progress, gradient_norm, stop_reason
 from runner.trace import RunResult, TraceRecorder, traced_coordinates
 
 if TYPE_CHECKING:
@@ -156,15 +156,9 @@ def minimize_scipy(
             next_report[0] = now + PROGRESS_EVERY_S
         if not apply_rules:
             return
-        if not math.isfinite(f + gnorm):
-            stop.update(status="diverged", message=f"f or its gradient is not finite at iteration {k}")
-        elif grad_tol > 0 and gnorm <= grad_tol:
-            stop.update(status="converged", message=f"gradient norm {gnorm:.3g} <= grad_tol = {grad_tol:g}")
-        elif k > 0 and abs(f - f_prev) < tol:
-            stop.update(status="converged", message=f"|f_k - f_(k-1)| = {abs(f - f_prev):.3g} < tol = {tol:g}")
-        elif k >= max_iter:
-            stop.update(status="max_iter", message=f"reached max_iter = {max_iter}")
-        if stop["status"] is not None:
+        reason = stop_reason(k, f, f_prev, gnorm, tol=tol, grad_tol=grad_tol, max_iter=max_iter)
+        if reason is not None:
+            stop.update(status=reason[0], message=reason[1])
             raise StopIteration
 
     def callback(intermediate_result):

@@ -42,7 +42,7 @@ class TraceRecorder:
     def append(self, f: float, grad_norm: float, x: np.ndarray, nfev: int, ngev: int, time_s: float) -> None:
         k = self.size
         if k == len(self.f):
-            self._grow()
+            self.grow()
         self.f[k] = f
         self.grad_norm[k] = grad_norm
         self.nfev[k] = nfev
@@ -54,12 +54,18 @@ class TraceRecorder:
             self.x[k] = x[self.coords]
         self.size = k + 1
 
-    def _grow(self) -> None:
+    def columns(self) -> tuple[np.ndarray, ...]:
+        """The arrays rows are written into, for a loop that writes them in place."""
+        return self.f, self.grad_norm, self.nfev, self.ngev, self.time_s, self.x
+
+    def grow(self) -> tuple[np.ndarray, ...]:
+        """Double the capacity, keeping the rows so far; return the new :meth:`columns`."""
         for name in ("f", "grad_norm", "nfev", "ngev", "time_s", "x"):
             old = getattr(self, name)
             new = np.empty((2 * len(old),) + old.shape[1:], dtype=old.dtype)
             new[: len(old)] = old
             setattr(self, name, new)
+        return self.columns()
 
     def finish(self) -> "Trace":
         n = self.size
