@@ -106,6 +106,8 @@ def cli() -> None:
     except (HydraException, OmegaConfBaseException) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         sys.exit(EXIT_BAD_CONFIG)
+    except BrokenPipeError:  # output piped into `head`: stop quietly, as the docs of sys advise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def one_line(err: Exception) -> str:
