@@ -170,10 +170,8 @@ def finish_sweep(sweep_dir: str | Path, *, figures: bool = True) -> Counter:
 
 def draw_figures(sweep_dir: Path) -> None:
     """The figures that fit the sweep, into ``figures/``; a figure that fails never costs the tables."""
-    try:
-        from runner.plot import draw
-    except ImportError:
-        return
+    from runner.plot import draw  # matplotlib is imported only when figures are drawn
+
     try:
         draw(sweep_dir)
     except Exception as err:  # the tables are written; say what went wrong and go on

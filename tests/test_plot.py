@@ -1,0 +1,368 @@
+"""Figures: which ones a sweep gets, and that what they draw is the trace data itself."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from runner import plot
+from runner.app import config_dir
+from runner.run import run
+from runner.sweep import load, load_runs, write_tables
+
+REPO = Path(__file__).resolve().parent.parent
+L_QUADRATIC = 2 / 9  # largest Hessian eigenvalue of the shifted quadratic
+PRESET_FIGURES = {
+    "lr_sweep": {"convergence_iteration", "paths"},
+    "momentum_sweep": {"convergence_iteration", "momentum", "paths"},
+    "lr_momentum_grid": {"convergence_iteration", "paths", "heatmap_lr_momentum"},
+}
+
+
+@pytest.fixture(scope="module")
+def compose_cfg():
+    """``compose_cfg("optimizer=momentum", "lr=0.5")`` -> the config as the CLI hands it to ``run``.
+
+    Unresolved, unlike the conftest fixture's: ``objective.seed: ${seed}`` stays a
+    reference, so runs that differ only in seed share a ``config_id``. Option
+    choices (``optimizer=momentum``, ``+experiment=...``) are composed by Hydra,
+    once per combination; values (``lr=0.5``) are merged in, which is quicker.
+    """
+    composed = {}
+
+    def _compose(*overrides: str):
+        choices = tuple(o for o in overrides if o.startswith("+") or o.split("=")[0] in ("objective", "optimizer"))
+        if choices not in composed:
+            with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+                composed[choices] = compose(config_name="config", overrides=list(choices))
+        values = [o for o in overrides if o not in choices]
+        return OmegaConf.merge(composed[choices], OmegaConf.from_dotlist(values))
+
+    return _compose
+
+
+def make_sweep(compose_cfg, root: Path, *jobs: list[str]) -> Path:
+    """Run each job (a list of overrides) into ``root/<overrides>`` and write the sweep's tables."""
+    for overrides in jobs:
+        run(compose_cfg(*overrides), root / ("/".join(o.lstrip("+") for o in overrides) or "run"))
+    write_tables(root)
+    return root
+
+
+def data(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return load(path), load_runs(path)
+
+
+def artists(fig, prefix: str) -> dict:
+    """The figure's lines whose gid starts with ``prefix``, by the rest of the gid."""
+    return {ln.get_gid()[len(prefix):]: ln for ax in fig.axes for ln in ax.get_lines()
+            if (ln.get_gid() or "").startswith(prefix)}  # fmt: skip
+
+
+def legend_texts(fig) -> list[str]:
+    return [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+
+
+def gap_rows(traces: pd.DataFrame, runs: pd.DataFrame, run_id: str) -> np.ndarray:
+    """``(iteration, f - f*)`` of a run's finite trace rows, straight from the tables."""
+    rows = traces[traces["run_id"] == run_id].sort_values("iteration")
+    f_star = runs.set_index("run_id").loc[run_id, "f_star"]
+    rows = rows[np.isfinite(rows["f"])]
+    return np.column_stack([rows["iteration"], rows["f"] - f_star])
+
+
+# --------------------------------------------------------------------------- presets
+
+
+def preset_jobs(name: str) -> list[list[str]]:
+    """The preset's grid, read from its yaml: ``[["+experiment=NAME", "lr=0.5"], ...]``."""
+    params = OmegaConf.load(REPO / "conf" / "experiment" / f"{name}.yaml").hydra.sweeper.params
+    axes = [[f"{key}={v}" for v in str(values).split(",")] for key, values in params.items()]
+    return [[f"+experiment={name}", *combo] for combo in itertools.product(*axes)]
+
+
+@pytest.mark.parametrize("preset", ["momentum_sweep", "lr_momentum_grid"])
+def test_each_preset_gets_its_figures(preset, compose_cfg, tmp_path):
+    sweep_dir = make_sweep(compose_cfg, tmp_path, *preset_jobs(preset))
+    written = plot.draw(sweep_dir)
+    expected = {sweep_dir / "figures" / f"{name}.{fmt}" for name in PRESET_FIGURES[preset] for fmt in ("png", "pdf")}
+    assert set(written) == expected
+    assert set((sweep_dir / "figures").iterdir()) == expected
+    for path in written:
+        head = path.read_bytes()[:8]
+        assert head.startswith(b"\x89PNG") if path.suffix == ".png" else head.startswith(b"%PDF")
+
+
+def test_the_lr_sweep_preset_draws_its_figures_at_the_end_of_the_sweep(tmp_path, monkeypatch, capsys):
+    sweep_dir = tmp_path / "lr_sweep"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "runner", "+experiment=lr_sweep", f"hydra.sweep.dir={sweep_dir}"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "figures: not drawn" not in done.stdout + done.stderr
+    names = {p.name for p in (sweep_dir / "figures").iterdir()}
+    assert names == {f"{n}.{fmt}" for n in PRESET_FIGURES["lr_sweep"] for fmt in ("png", "pdf")}
+
+    # Redrawn from the parquet files alone, by the command line.
+    for path in (sweep_dir / "figures").iterdir():
+        path.unlink()
+    (sweep_dir / "figures" / "momentum.png").write_bytes(b"stale")  # a figure that no longer applies goes
+    with monkeypatch.context() as patch:  # python -m runner.plot DIR, in this process
+        patch.setattr(sys, "argv", ["runner.plot", str(sweep_dir)])
+        patch.delitem(sys.modules, "runner.plot")  # run as __main__, not on top of the imported module
+        with pytest.raises(SystemExit) as exit_info:
+            runpy.run_module("runner.plot", run_name="__main__", alter_sys=True)
+    assert exit_info.value.code == 0
+    assert {Path(line).name for line in capsys.readouterr().out.split()} == names
+    assert {p.name for p in (sweep_dir / "figures").iterdir()} == names
+
+
+# --------------------------------------------------------------------------- what is drawn is the data
+
+
+LR_SWEEP = [["objective=shifted_quadratic", "optimizer=gd", f"lr={lr}", "max_iter=2000", "tol=1e-12"]
+            for lr in (0.5, 2, 10)]  # fmt: skip
+
+
+def test_convergence_lines_are_the_trace_rows_and_the_diverged_run_is_marked(compose_cfg, tmp_path):
+    traces, runs = data(make_sweep(compose_cfg, tmp_path, *LR_SWEEP))
+    fig = plot.convergence_figure(traces, runs)
+    (ax,) = fig.axes
+    lines = artists(fig, "run:")
+    assert set(lines) == set(runs["run_id"])
+    for run_id, line in lines.items():
+        assert np.array_equal(line.get_xydata(), gap_rows(traces, runs, run_id))
+    assert ax.get_yscale() == "log" and ax.get_ylabel() == "f − f*" and ax.get_xlabel() == "iteration"
+    assert ax.get_legend().get_title().get_text() == "learning rate"
+
+    # lr = 10 > 2/L diverges; its 1e308 does not set the axis range, the x marks where it leaves the plot.
+    (diverged,) = runs[runs["status"] == "diverged"].itertuples()
+    assert diverged.lr == 10
+    f0 = traces.loc[traces["iteration"] == 0, "f"].iloc[0]
+    bottom, top = ax.get_ylim()
+    assert f0 < top < 10 * f0 and bottom < runs.loc[runs["status"] == "converged", "f_gap"].min()
+    (marker,) = artists(fig, "diverged:").values()
+    rows = gap_rows(traces, runs, diverged.run_id)
+    k = int(np.flatnonzero(rows[:, 1] <= top)[-1]) + 1  # the first row of its final climb out of the plot
+    assert marker.get_xydata().tolist() == [[rows[k, 0], top]]
+    assert rows[k - 1, 1] <= top < rows[k, 1]
+    assert f"10 (diverged at iteration {diverged.iterations})" in legend_texts(fig)
+    # the x range is set by the converged runs and the marker, not by the 1762 iterations of the diverged run
+    assert ax.get_xlim()[1] < 1.1 * max(runs.loc[runs["status"] == "converged", "iterations"].max(), rows[k, 0])
+
+
+def test_a_run_that_diverges_within_the_plot_is_marked_at_its_last_finite_value():
+    f_ok = 10 * 0.5 ** np.arange(21)
+    f_bad = np.array([10.0, 5.0, 3.0, np.nan])
+    traces = pd.DataFrame({
+        "iteration": np.r_[np.arange(21), np.arange(4)],
+        "f": np.r_[f_ok, f_bad],
+        "nfev": np.r_[np.arange(21), np.arange(4)] + 1,
+        "run_id": ["a"] * 21 + ["b"] * 4,
+        "config_id": ["A"] * 21 + ["B"] * 4,
+        "lr": [0.1] * 21 + [1.0] * 4,
+    })  # fmt: skip
+    runs = pd.DataFrame({"run_id": ["a", "b"], "config_id": ["A", "B"], "lr": [0.1, 1.0], "objective": "toy",
+                         "optimizer": "gd", "status": ["converged", "diverged"], "iterations": [20, 3],
+                         "f_star": [0.0, 0.0], "config": "{}"})  # fmt: skip
+    fig = plot.convergence_figure(traces, runs)
+    assert artists(fig, "diverged:")["b"].get_xydata().tolist() == [[2.0, 3.0]]
+    assert np.array_equal(artists(fig, "run:")["b"].get_xydata(), [[0, 10], [1, 5], [2, 3]])
+    assert fig.axes[0].get_ylim()[1] < 100
+
+
+def test_repetitions_are_drawn_as_median_and_quartile_band(compose_cfg, tmp_path):
+    jobs = [["objective=least_squares", "optimizer=sgd", f"lr={lr}", "max_iter=150", f"seed={s}", "tol=0"]
+            for lr in (0.001, 0.003) for s in range(3)]  # fmt: skip
+    traces, runs = data(make_sweep(compose_cfg, tmp_path, *jobs))
+    assert "objective.seed" in runs.columns and plot.swept_keys(runs) == ["lr"]  # seed-followers are not sweeps
+    fig = plot.convergence_figure(traces, runs)
+    medians, bands = artists(fig, "median:"), {c.get_gid()[5:]: c for c in fig.axes[0].collections}
+    assert set(medians) == set(bands) == set(runs["config_id"])
+    for config_id, group in runs.groupby("config_id"):
+        assert len(group) == 3 and group["f_star"].nunique() == 3  # each seed its own data, its own f*
+        # f - f* of every seed by iteration, each with its own f*
+        rows = traces[traces["config_id"] == config_id].merge(group[["run_id", "f_star"]], on="run_id")
+        table = rows.assign(gap=rows["f"] - rows["f_star"]).pivot(index="iteration", columns="run_id", values="gap")
+        expected = table.quantile([0.25, 0.5, 0.75], axis=1).T.to_numpy()
+        assert np.allclose(medians[config_id].get_xydata(), np.column_stack([table.index, expected[:, 1]]),
+                           rtol=1e-12, atol=0)  # fmt: skip
+        vertices = bands[config_id].get_paths()[0].vertices
+        points = {tuple(np.round(v, 12)) for v in vertices}
+        for q in (0, 2):
+            assert all((float(i), round(float(v), 12)) in points for i, v in zip(table.index, expected[:, q]))
+        assert np.all(expected[:, 0] < expected[:, 2])  # the seeds do differ: a real band
+    assert "median and 25–75 % band over 3 seeds" in fig.get_suptitle()
+
+
+def test_repetition_quantiles_carry_a_stopped_run_forward_and_count_divergence_as_inf():
+    a = (np.array([0.0, 1, 2, 3]), np.array([8.0, 4, 2, 1]))
+    b = (np.array([0.0, 1]), np.array([6.0, 3]))  # stopped after iteration 1: stays at 3
+    c = (np.array([0.0, 1, 2]), np.array([7.0, 9, np.nan]))  # diverged at iteration 2
+    grid, (lo, mid, hi) = plot.repetition_quantiles([a, b, c])
+    assert grid.tolist() == [0, 1, 2, 3]
+    assert mid.tolist() == [7, 4, 3, 3]
+    assert lo.tolist() == [6.5, 3.5, 2.5, 2]
+    assert hi.tolist() == [7.5, 6.5, np.inf, np.inf]
+    finite = [(np.arange(5.0), np.random.default_rng(i).random(5)) for i in range(4)]
+    _, qs = plot.repetition_quantiles(finite)
+    assert np.allclose(qs, np.quantile(np.stack([y for _, y in finite]), [0.25, 0.5, 0.75], axis=0), rtol=1e-15)
+
+
+def test_a_sweep_with_a_failed_and_a_diverged_run_still_gets_its_figures(compose_cfg, tmp_path):
+    jobs = LR_SWEEP + [["objective=shifted_quadratic", "optimizer=gd", "lr=-0.1"]]
+    sweep_dir = make_sweep(compose_cfg, tmp_path, *jobs)
+    traces, runs = data(sweep_dir)
+    assert sorted(runs["status"]) == ["converged", "converged", "diverged", "failed"]
+    written = {p.name for p in plot.draw(sweep_dir)}
+    assert written == {"convergence_iteration.png", "convergence_iteration.pdf", "paths.png", "paths.pdf"}
+    fig = plot.convergence_figure(traces, runs)
+    assert len(artists(fig, "run:")) == 3 and len(artists(fig, "diverged:")) == 1
+    assert any("not drawn, no trace" in t and "failed: lr = -0.1" in t for t in legend_texts(fig))
+
+    paths = plot.paths_figure(traces, runs)
+    (ax,) = paths.axes
+    (marker,) = artists(paths, "diverged:").values()
+    (x, y), (x0, x1), (y0, y1) = marker.get_xydata()[0], ax.get_xlim(), ax.get_ylim()
+    assert np.isclose(x, x0) or np.isclose(x, x1) or np.isclose(y, y0) or np.isclose(y, y1)  # on the view's edge
+    assert x1 - x0 < 100 and y1 - y0 < 100  # not stretched to the diverged run's 1e154
+
+
+def test_paths_are_the_iterates_with_start_end_and_minimum(compose_cfg, tmp_path):
+    traces, runs = data(make_sweep(compose_cfg, tmp_path, *LR_SWEEP[:2]))
+    fig = plot.paths_figure(traces, runs)
+    paths, starts, ends = artists(fig, "path:"), artists(fig, "start:"), artists(fig, "end:")
+    for run_id in runs["run_id"]:
+        rows = traces[traces["run_id"] == run_id].sort_values("iteration")[["x_0", "x_1"]].to_numpy()
+        assert np.array_equal(paths[run_id].get_xydata(), rows)
+        assert np.array_equal(starts[run_id].get_xydata(), rows[:1]) and np.array_equal(ends[run_id].get_xydata(),
+                                                                                         rows[-1:])  # fmt: skip
+    assert artists(fig, "x_star")[""].get_xydata().tolist() == [[2.0, -3.0]]
+    assert fig.axes[0].get_xlabel() == "$x_0$" and fig.axes[0].get_ylabel() == "$x_1$"
+    assert fig.axes[0].collections  # the contours
+
+
+# --------------------------------------------------------------------------- momentum and the heatmap
+
+
+def test_momentum_figure_annotates_iterations_to_tol(compose_cfg, tmp_path):
+    jobs = [["optimizer=momentum", "lr=0.1", f"optimizer.momentum={m}", "max_iter=3000", "tol=1e-12"] for m in (0, 0.8)]
+    traces, runs = data(make_sweep(compose_cfg, tmp_path, *jobs))
+    fig = plot.momentum_figure(traces, runs)
+    by_m = runs.set_index("optimizer.momentum")
+    vanilla, heavy = int(by_m.loc[0.0, "iterations"]), int(by_m.loc[0.8, "iterations"])
+    assert heavy < vanilla
+    texts = legend_texts(fig)
+    assert f"0 (vanilla): {vanilla} iterations to tol" in texts
+    assert f"0.8: {heavy} iterations to tol, {vanilla / heavy:.1f}× fewer" in texts
+    assert fig.axes[0].get_legend().get_title().get_text() == "momentum"
+    ends = artists(fig, "end:")
+    for run_id, line in artists(fig, "run:").items():
+        assert np.array_equal(line.get_xydata(), gap_rows(traces, runs, run_id))
+        assert np.array_equal(ends[run_id].get_xydata(), line.get_xydata()[-1:])
+    assert plot.momentum_figure(*data(make_sweep(compose_cfg, tmp_path / "gd", *LR_SWEEP[:2]))) is None
+
+
+def test_heatmap_marks_diverged_cells_and_draws_the_stability_boundary(compose_cfg, tmp_path):
+    jobs = [["optimizer=momentum", f"lr={lr}", f"optimizer.momentum={m}", "max_iter=500", "tol=1e-12"]
+            for lr in (2, 8, 16) for m in (0, 0.6)]  # fmt: skip
+    traces, runs = data(make_sweep(compose_cfg, tmp_path, *jobs))
+    fig = plot.heatmap_figure(traces, runs)
+    boundaries = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_gid() == "stability"]
+    assert len(boundaries) == 2  # on both panels
+    for line in boundaries:
+        lr, m = line.get_xydata().T
+        assert np.allclose(lr, 2 * (1 + m) / L_QUADRATIC, rtol=1e-12) and m.min() < 0 and m.max() > 0.6
+    cell = list(zip(runs["lr"], runs["optimizer.momentum"]))
+    assert {c for c, s in zip(cell, runs["status"]) if s == "diverged"} == {(16.0, 0.0)}  # lr = 16 > 2/L = 9
+    cells = {p.get_gid() for ax in fig.axes for p in ax.patches if (p.get_gid() or "").startswith("diverged_cell:")}
+    assert cells == {"diverged_cell:16:0"}
+    # every converged cell prints its run's iterations on the right panel
+    _, ax_iter = [ax for ax in fig.axes if ax.get_title()]
+    texts = {(round(t.get_position()[0], 9), round(t.get_position()[1], 9)): t.get_text() for t in ax_iter.texts}
+    converged = [(c, its) for c, its, s in zip(cell, runs["iterations"], runs["status"]) if s == "converged"]
+    assert len(converged) == 4
+    for c, its in converged:
+        assert texts[c] == str(its)
+    (legend,) = fig.legends
+    assert "stability boundary lr = 2(1 + momentum)/L, L = 0.2222: unstable to its right" in [
+        t.get_text() for t in legend.get_texts()]  # fmt: skip
+    assert plot.stability_limit("gd", {}, L_QUADRATIC)(0.5) == 9.0
+
+
+# --------------------------------------------------------------------------- 1-D, evaluations, single runs
+
+
+def test_objective_1d_marks_the_critical_points_and_the_iterates(compose_cfg, tmp_path):
+    jobs = [["objective=quartic", "optimizer=gd", f"lr={lr}", "objective.x0=[-6]"] for lr in (0.001, 0.01)]
+    traces, runs = data(make_sweep(compose_cfg, tmp_path, *jobs))
+    fig = plot.objective_1d_figure(traces, runs)
+    roots = np.sort(np.roots([4, 21, 10, -17]).real)  # f' of the quartic
+    marked = artists(fig, "critical:")
+    ax_f = fig.axes[0]
+    xs = sorted(ln.get_xydata()[0, 0] for ln in ax_f.get_lines() if (ln.get_gid() or "").startswith("critical:"))
+    assert np.allclose(xs, roots, atol=1e-9) and set(marked) == {"minimum", "maximum"}
+    assert any(t.startswith("global minimum, x = -4.48") for t in legend_texts(fig))
+    for run_id, line in artists(fig, "iterates:").items():
+        rows = traces[traces["run_id"] == run_id].sort_values("iteration")
+        assert np.array_equal(line.get_xydata(), rows[["x_0", "f"]].to_numpy())
+    assert plot.paths_figure(traces, runs) is None and plot.heatmap_figure(traces, runs) is None
+
+
+def test_scipy_runs_get_a_figure_against_evaluations(compose_cfg, tmp_path):
+    jobs = [["objective=shifted_quadratic", "optimizer=scipy", f"optimizer.method={m}"] for m in ("BFGS", "Powell")]
+    traces, runs = data(make_sweep(compose_cfg, tmp_path, *jobs))
+    fig = plot.evaluations_figure(traces, runs)
+    assert fig.axes[0].get_xlabel() == "function evaluations (nfev)"
+    assert fig.axes[0].get_legend().get_title().get_text() == "method"
+    for run_id, line in artists(fig, "run:").items():
+        rows = traces[traces["run_id"] == run_id].sort_values("iteration")
+        assert np.array_equal(line.get_xydata(), np.column_stack([rows["nfev"], rows["f"]]))
+    assert plot.evaluations_figure(*data(make_sweep(compose_cfg, tmp_path / "gd", *LR_SWEEP[:1]))) is None
+
+
+def test_a_single_run_folder_gets_its_figures_from_the_command_line(compose_cfg, tmp_path, capsys):
+    run_dir = tmp_path / "outputs" / "2026-01-01" / "00-00-00-abc123"
+    run(compose_cfg("objective=quartic", "optimizer=gd", "lr=0.01"), run_dir)
+    assert plot.main([str(run_dir)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert sorted(Path(p).name for p in printed) == ["convergence_iteration.pdf", "convergence_iteration.png",
+                                                     "objective_1d.pdf", "objective_1d.png"]  # fmt: skip
+    assert all(Path(p).parent == run_dir / "figures" and Path(p).stat().st_size > 1000 for p in printed)
+    fig = plot.convergence_figure(*data(run_dir))
+    trace = pd.read_parquet(run_dir / "trace.parquet")
+    f_star = json.loads((run_dir / "summary.json").read_text())["f_star"]
+    (line,) = artists(fig, "run:").values()
+    assert np.array_equal(line.get_xydata(), np.column_stack([trace["iteration"], trace["f"] - f_star]))
+    assert fig.get_suptitle() == "quartic, gd, lr = 0.01"
+
+    with pytest.raises(SystemExit) as exit_info:
+        plot.main([str(tmp_path / "missing")])
+    assert exit_info.value.code == 2
+
+
+def test_swept_keys_leave_out_seeds_and_keys_only_one_optimizer_has():
+    runs = pd.DataFrame({
+        "run_id": list("abcd"), "config_id": ["A", "A", "B", "C"], "seed": [0, 1, 0, 0],
+        "objective.seed": [0, 1, 0, 0], "optimizer": ["gd", "gd", "gd", "momentum"], "lr": [0.1, 0.1, 0.1, 0.1],
+        "optimizer.momentum": [None, None, None, 0.9], "max_iter": [10, 10, 20, 10],
+    })  # fmt: skip
+    assert plot.swept_keys(runs) == ["optimizer", "max_iter"]
+
+
+def test_no_heatmap_for_a_random_search_over_lr_and_momentum():
+    runs = pd.DataFrame({"run_id": list("abc"), "config_id": list("ABC"), "optimizer": "momentum", "status": "ok",
+                         "lr": [0.1, 0.2, 0.3], "optimizer.momentum": [0.5, 0.6, 0.7]})  # fmt: skip
+    assert plot.swept_keys(runs) == ["lr", "optimizer.momentum"]
+    assert plot.heatmap_figure(pd.DataFrame({"run_id": []}), runs) is None  # 3 of 9 cells: not a grid
