@@ -37,6 +37,22 @@ def config_dir() -> str:
     return str(installed if (installed / "config.yaml").is_file() else here.parent / "conf")
 
 
+def _expose_bundled_plugins() -> None:
+    """Let Hydra's plugin scan see ``hydra_plugins/`` beside ``runner/`` (the batched launcher).
+
+    A wheel puts it in site-packages, where Hydra looks anyway; an editable
+    install hides it behind setuptools' import finder, which Hydra's scan of the
+    ``hydra_plugins`` namespace cannot list (Hydra issues 2359 and 3252).
+    """
+    import hydra_plugins
+
+    bundled = Path(__file__).resolve().parent.parent / "hydra_plugins"
+    if bundled.is_dir() and str(bundled) not in list(hydra_plugins.__path__):
+        hydra_plugins.__path__.append(str(bundled))
+
+
+_expose_bundled_plugins()
+
 # A short random suffix keeps two runs started in the same second out of each other's folder.
 if not OmegaConf.has_resolver("runner.uid"):
     OmegaConf.register_new_resolver("runner.uid", lambda: uuid.uuid4().hex[:6], use_cache=True)
@@ -62,10 +78,17 @@ def sigterm_as_interrupt():
 
 class SweepEnd(Callback):
     """After every multirun: the sweep's tables and figures, a count of runs by status,
-    and a non-zero exit code only if a job failed (a diverged run is a result)."""
+    and a non-zero exit code only if a job failed (a diverged run is a result).
+
+    ``hydra.callbacks.sweep_end.figures=false`` skips the figures (for sweeps of
+    thousands of runs, where drawing takes longer than running).
+    """
+
+    def __init__(self, figures: bool = True):
+        self.figures = figures
 
     def on_multirun_end(self, config, **kwargs) -> None:
-        counts = finish_sweep(Path(config.hydra.sweep.dir))
+        counts = finish_sweep(Path(config.hydra.sweep.dir), figures=self.figures)
         if counts["failed"] or counts["interrupted"]:
             sys.exit(EXIT_FAILED)
 

@@ -17,7 +17,6 @@ from time import perf_counter
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import scipy.optimize
 
 from runner.errors import ConfigError
 from runner.loop import PROGRESS_EVERY_S, Progress, gradient_norm, stop_reason
@@ -129,6 +128,8 @@ def minimize_scipy(
     rng=None,
 ) -> RunResult:
     """Run ``scipy.optimize.minimize`` from ``objective.x0`` and record each iteration."""
+    import scipy.optimize  # here, not at the top: it alone costs every process about 0.4 s to import
+
     method = solver.method or ("L-BFGS-B" if objective.has_bounds else "BFGS")
     if objective.has_bounds and method not in TAKES_BOUNDS:
         raise ConfigError(

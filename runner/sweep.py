@@ -19,6 +19,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -78,14 +79,44 @@ def _table(records: list[dict]) -> pa.Table | None:
 
 
 def _with_constants(table: pa.Table, **columns) -> pa.Table:
+    indices = pa.array(np.zeros(table.num_rows, dtype=np.int32))
     for name, value in columns.items():
-        table = table.append_column(name, pa.array([value] * table.num_rows, type=pa.string()))
+        table = table.append_column(name, pa.DictionaryArray.from_arrays(indices, pa.array([value], pa.string())))
     return table
 
 
+def _read_trace(path: Path) -> pa.Table:
+    """A trace table with its text columns kept dictionary-encoded.
+
+    Its constant columns (run_id, objective, ...) repeat one value per run; decoding
+    them into a million strings is most of what reading and writing a sweep costs.
+    The tables are written without the Arrow schema, so readers see plain strings.
+    """
+    schema = pq.read_schema(path)
+    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)]
+    table = pq.read_table(path, read_dictionary=text)
+    return table.cast(pa.schema([f.with_type(_as_dictionary(f.type)) for f in table.schema]))
+
+
+def _as_dictionary(type_: pa.DataType) -> pa.DataType:
+    if pa.types.is_dictionary(type_):
+        return pa.dictionary(pa.int32(), type_.value_type)
+    return type_
+
+
 def collect(sweep_dir: str | Path) -> tuple[pa.Table, pa.Table]:
-    """``(runs, traces)`` of every run below ``sweep_dir``, read from the runs themselves."""
-    sweep_dir = Path(sweep_dir)
+    """``(runs, traces)`` of every run below ``sweep_dir``, read from the runs themselves,
+    in plain types (text columns as strings)."""
+    runs, traces = _collect(Path(sweep_dir))
+    return runs, traces.cast(pa.schema([f.with_type(_plain(f.type)) for f in traces.schema]))
+
+
+def _plain(type_: pa.DataType) -> pa.DataType:
+    return type_.value_type if pa.types.is_dictionary(type_) else type_
+
+
+def _collect(sweep_dir: Path) -> tuple[pa.Table, pa.Table]:
+    """As :func:`collect`, with the traces' text columns still dictionary-encoded."""
     records, traces = [], []
     for path in job_summaries(sweep_dir):
         summary = read_summary(path)
@@ -93,9 +124,9 @@ def collect(sweep_dir: str | Path) -> tuple[pa.Table, pa.Table]:
         records.append(run_record(summary, job))
         trace_path = path.parent / TRACE_FILE
         if summary.get("trace_file") and trace_path.is_file():
-            traces.append(_with_constants(pq.read_table(trace_path), status=summary["status"], job=job))
+            traces.append(_with_constants(_read_trace(trace_path), status=summary["status"], job=job))
     runs_parts = [pq.read_table(p) for p in sorted((sweep_dir / PARTS_DIR).glob(f"*.{RUNS_FILE}"))]
-    trace_parts = [pq.read_table(p) for p in sorted((sweep_dir / PARTS_DIR).glob(f"*.{TRACES_FILE}"))]
+    trace_parts = [_read_trace(p) for p in sorted((sweep_dir / PARTS_DIR).glob(f"*.{TRACES_FILE}"))]
     runs = _concat([_table(records), *runs_parts])
     if runs is None:
         raise FileNotFoundError(f"no runs below {sweep_dir}: expected <job>/{SUMMARY_FILE} or {PARTS_DIR}/*.{RUNS_FILE}")
@@ -105,8 +136,8 @@ def collect(sweep_dir: str | Path) -> tuple[pa.Table, pa.Table]:
 def write_tables(sweep_dir: str | Path) -> pa.Table:
     """Write ``runs.parquet`` and ``traces.parquet`` for the whole sweep; return the runs."""
     sweep_dir = Path(sweep_dir)
-    runs, traces = collect(sweep_dir)
-    atomic_write(sweep_dir / TRACES_FILE, lambda tmp: pq.write_table(traces, tmp))
+    runs, traces = _collect(sweep_dir)
+    atomic_write(sweep_dir / TRACES_FILE, lambda tmp: pq.write_table(traces, tmp, store_schema=False))
     atomic_write(sweep_dir / RUNS_FILE, lambda tmp: pq.write_table(runs, tmp))
     return runs
 

@@ -1,0 +1,632 @@
+"""A sweep at array speed: the jobs that share an objective and an optimizer run as one computation.
+
+Jobs that differ only in numeric optimizer hyperparameters (``lr``, ``optimizer.momentum``,
+``optimizer.betas`` ...), in ``objective.x0``, in the stopping settings (``max_iter``, ``tol``,
+``grad_tol``) or in the seed of their minibatches run together: x gets a leading batch
+axis, x of shape (B, n), and each varying hyperparameter becomes an array of shape (B,),
+which every optimizer factory takes (see :mod:`runner.optimizers`). Each config stops by
+its own rule, :func:`runner.loop.stop_reason`, the rule :func:`runner.loop.minimize`
+applies; a stopped config is frozen (its x no longer moves and its trace ends there), not
+dropped from the arrays.
+
+Jobs are grouped by what cannot become an array: the objective's config except ``x0``
+(other data, or synthetic data from another seed, is another objective), the optimizer's
+factory and its non-numeric keys (flags, ``batch_size``), and ``trace.x``. A group runs in
+chunks of at most ``chunk_size`` configs, fewer when their traces would pass
+``max_chunk_bytes``, and each chunk's rows are written before the next chunk starts, as
+``parts/<name>.runs.parquet`` (runs-table rows, :func:`runner.sweep.run_record`) and
+``parts/<name>.traces.parquet`` (trace rows with the columns of a job's ``trace.parquet``,
+plus ``status`` and ``job``), the layout :func:`runner.sweep.collect` reads.
+
+What cannot be batched runs one job at a time through ``fallback``, by default
+:func:`runner.run.run` into ``sweep_dir/<job>`` (the per-job layout): a scipy optimizer, a
+config that does not build or validate (its failure is recorded exactly as a lone run
+records it), and every config of a chunk whose objective raised.
+
+Each batched run equals the same config run alone: the same trace (bitwise, as long as the
+objective and the optimizer compute each row of a batch as they compute a single x, which
+:mod:`objectives` and :mod:`runner.optimizers` do), status, message, counts and the same
+minibatches, drawn from the generator :func:`runner.run.run` seeds. Only the timing
+columns differ: ``time_s`` and ``wall_time_s`` count from the start of the chunk.
+
+This module is plain Python; the Hydra launcher (``hydra/launcher=batched``) composes the
+jobs and calls :func:`run_jobs`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from time import perf_counter
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from runner.errors import ConfigError
+from runner.loop import gradient_norm, minibatch_sampler, stop_reason
+from runner.optimizers import Optimizer
+from runner.run import build, build_optimizer, check_settings, config_columns, config_ids, registry_name, run
+from runner.store import atomic_write
+from runner.sweep import PARTS_DIR, RUNS_FILE, TRACES_FILE, run_record
+from runner.trace import traced_coordinates
+
+CHUNK_SIZE = 1024
+# A chunk's trace rows are written by up to WRITERS threads, each taking at least ROWS_PER_WRITER rows.
+WRITERS = min(4, os.cpu_count() or 1)
+ROWS_PER_WRITER = 250_000
+# Trace memory of one chunk: configs x (max_iter + 1) rows x (coordinates + 6) float64 columns.
+MAX_CHUNK_BYTES = 256 * 2**20
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job of a sweep.
+
+    Attributes:
+        config: its resolved config, a plain dict (as :func:`runner.run.plain` gives).
+        name: its folder below the sweep dir in the per-job layout (Hydra's
+            ``hydra.sweep.subdir``, e.g. ``lr=0.1/optimizer=momentum``); the ``job`` column.
+        config_hash, config_id: as :func:`runner.run.config_ids` gives for the job's
+            config; computed from ``config`` when not given. Pass them when the config
+            had interpolations (``objective.seed: ${seed}``): ``config_id`` is computed
+            from the unresolved config.
+    """
+
+    config: dict
+    name: str
+    config_hash: str | None = None
+    config_id: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class BatchResult:
+    """How each of B configs ended, and the rows of their traces.
+
+    Row k of config b is ``f[k, b]``, ``grad_norm[k, b]``, ``x[k, b]`` (coordinates
+    ``coords``) and ``time_s[k]``, for k up to ``iterations[b]``; later rows are not part
+    of its trace.
+    """
+
+    statuses: list[str]
+    messages: list[str]
+    iterations: np.ndarray
+    f: np.ndarray
+    grad_norm: np.ndarray
+    x: np.ndarray
+    time_s: np.ndarray
+    coords: np.ndarray
+    x_final: np.ndarray
+    wall_time_s: np.ndarray
+    minibatch: bool
+    interrupted: bool = False
+
+    @property
+    def f_final(self) -> np.ndarray:
+        return self.f[self.iterations, np.arange(len(self.iterations))]
+
+
+class BatchSamplers:
+    """:class:`runner.loop.EpochSampler` for B configs that draw in step.
+
+    Config b draws from its own generator ``rngs[b]``: one permutation of the samples
+    per epoch, handed out in consecutive slices of ``batch_size``, the incomplete tail
+    dropped, exactly as its own EpochSampler would. As every config draws one batch per
+    update, the epochs of all B start together; a config that stopped draws no more.
+    """
+
+    def __init__(self, n_samples: int, batch_size: int, rngs: Sequence[np.random.Generator]):
+        self.n_samples, self.batch_size, self.rngs = n_samples, batch_size, list(rngs)
+        self.batches_per_epoch = n_samples // batch_size
+        self._order = np.zeros((len(self.rngs), n_samples), dtype=np.int64)
+        self._next = self.batches_per_epoch
+
+    def next(self, active: np.ndarray) -> np.ndarray:
+        """The next minibatch of every config, shape (B, batch_size)."""
+        if self._next == self.batches_per_epoch:
+            for b in np.flatnonzero(active):
+                self._order[b] = self.rngs[b].permutation(self.n_samples)
+            self._next = 0
+        start = self._next * self.batch_size
+        self._next += 1
+        return self._order[:, start : start + self.batch_size]
+
+
+def run_rng(seed: int) -> np.random.Generator:
+    """The minibatch generator :func:`runner.run.run` builds for ``seed``."""
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+
+
+def minimize_batch(
+    objective,
+    optimizer: Optimizer,
+    x0: np.ndarray,
+    *,
+    max_iter,
+    tol=0.0,
+    grad_tol=0.0,
+    rngs: Sequence[np.random.Generator] | None = None,
+    record_x: bool = True,
+) -> BatchResult:
+    """:func:`runner.loop.minimize` for B configs at once, from ``x0`` of shape (B, n).
+
+    ``optimizer`` holds the B configs' hyperparameters (arrays of shape (B,), or scalars
+    they share); ``max_iter``, ``tol`` and ``grad_tol`` are per config (shape (B,)) or
+    shared. ``rngs[b]`` draws config b's minibatches. Ctrl-C ends the configs still running
+    with status ``interrupted`` and returns (``interrupted`` is then set).
+    """
+    x = np.array(x0, dtype=float)
+    n_configs, dim = x.shape
+    max_iter = np.broadcast_to(np.asarray(max_iter, dtype=np.int64), (n_configs,))
+    tol = np.broadcast_to(np.asarray(tol, dtype=float), (n_configs,))
+    grad_tol = np.broadcast_to(np.asarray(grad_tol, dtype=float), (n_configs,))
+    samplers = None
+    if optimizer.batch_size is not None:
+        if rngs is None or len(rngs) != n_configs:
+            raise ValueError(f"minibatch optimizer {optimizer.name}: expected one generator per config ({n_configs})")
+        minibatch_sampler(objective, optimizer, rngs[0])  # the lone run's checks: samples, batch size
+        samplers = BatchSamplers(objective.n_samples, optimizer.batch_size, rngs)
+    coords = traced_coordinates(dim, record_x)
+    all_coords = len(coords) == dim
+    capacity = max(1, min(int(max_iter.max()) + 1, 1024))
+    F = np.empty((capacity, n_configs))
+    GN = np.empty((capacity, n_configs))
+    X = np.empty((capacity, n_configs, len(coords)))
+    T = np.empty(capacity)
+
+    value_and_grad, minibatch, update = objective.value_and_grad, objective.minibatch_value_and_grad, optimizer.update
+    active = np.ones(n_configs, dtype=bool)
+    last = np.full(n_configs, -1, dtype=np.int64)
+    wall = np.zeros(n_configs)
+    statuses, messages = [""] * n_configs, [""] * n_configs
+    use_grad_tol = grad_tol > 0
+    f_prev = np.full(n_configs, math.nan)
+    rows = k = 0
+    interrupted = False
+    start = perf_counter()
+    try:
+        state = optimizer.init(x)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            while True:
+                f, g = value_and_grad(x)
+                if np.shape(f) != (n_configs,) or np.shape(g) != x.shape:
+                    raise ValueError(f"objective {objective.name}: value_and_grad of x {x.shape} gave f "
+                                     f"{np.shape(f)}, gradient {np.shape(g)}; expected {(n_configs,)}, {x.shape}")
+                gnorm = gradient_norm(objective, x, g)
+                if k == capacity:
+                    F, GN, X, T = (_grown(a) for a in (F, GN, X, T))
+                    capacity = len(T)
+                F[k], GN[k], T[k] = f, gnorm, perf_counter() - start
+                X[k] = x if all_coords else x[:, coords]
+                rows = k + 1
+
+                # The rules of runner.loop.stop_reason, as masks: every config that may stop here.
+                maybe = ~np.isfinite(f + gnorm) | (k >= max_iter) | (use_grad_tol & (gnorm <= grad_tol))
+                if k > 0:
+                    maybe |= np.abs(f - f_prev) < tol
+                maybe &= active
+                if maybe.any():
+                    for b in np.flatnonzero(maybe):
+                        stop = stop_reason(k, float(f[b]), float(f_prev[b]), float(gnorm[b]), tol=float(tol[b]),
+                                           grad_tol=float(grad_tol[b]), max_iter=int(max_iter[b]))  # fmt: skip
+                        if stop is not None:
+                            statuses[b], messages[b] = stop
+                            active[b], last[b], wall[b] = False, k, T[k]
+                    if not active.any():
+                        break
+
+                if samplers is not None:
+                    g = minibatch(x, samplers.next(active))[1]
+                    if np.shape(g) != x.shape:
+                        raise ValueError(f"objective {objective.name}: minibatch gradient {np.shape(g)}, x {x.shape}")
+                new_x, state = update(g, state, x)
+                if objective.has_bounds:
+                    new_x = objective.project(new_x)
+                x = np.where(active[:, None], new_x, x)  # stopped configs stay where they stopped
+                f_prev = f
+                k += 1
+    except KeyboardInterrupt:
+        interrupted = True
+        for b in np.flatnonzero(active):
+            statuses[b], messages[b] = "interrupted", f"interrupted after iteration {rows - 1}"
+            last[b], wall[b] = rows - 1, perf_counter() - start
+    return BatchResult(
+        statuses=statuses,
+        messages=messages,
+        iterations=last,
+        f=F[:rows],
+        grad_norm=GN[:rows],
+        x=X[:rows],
+        time_s=T[:rows],
+        coords=coords,
+        x_final=x,
+        wall_time_s=wall,
+        minibatch=samplers is not None,
+        interrupted=interrupted,
+    )
+
+
+def _grown(a: np.ndarray) -> np.ndarray:
+    new = np.empty((2 * len(a),) + a.shape[1:], dtype=a.dtype)
+    new[: len(a)] = a
+    return new
+
+
+# ----------------------------------------------------------------------------- grouping
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _numeric(value) -> bool:
+    """A hyperparameter that may become an array: a number, or a list of numbers (betas)."""
+    return _is_number(value) or (isinstance(value, list) and bool(value) and all(map(_is_number, value)))
+
+
+def group_key(cfg: dict, record_x: bool) -> str:
+    """What the jobs of one batch share: all but numeric optimizer hyperparameters, x0 and the
+    top-level run settings (lr, max_iter, tol, grad_tol, seed)."""
+    objective = dict(cfg["objective"])
+    x0 = objective.pop("x0", None)
+    objective["x0"] = ["<list>", len(x0)] if isinstance(x0, list) else ["<value>", x0 is None]
+    optimizer = {k: (["<number>", len(v) if isinstance(v, list) else 0] if _numeric(v) else v)
+                 for k, v in cfg["optimizer"].items()}  # fmt: skip
+    return json.dumps([objective, optimizer, record_x], sort_keys=True, default=str)
+
+
+@dataclass
+class _Group:
+    """Jobs that run as one batch, with the objective they share."""
+
+    indices: list[int]
+    objective: object
+    x0: list[np.ndarray]
+    settings: list[dict]
+    optimizer: Optimizer | None = None
+    rngs: list | None = field(default=None, repr=False)
+
+
+def _batched_node(nodes: list[dict]) -> dict:
+    """One optimizer node for many configs: a key whose value varies becomes an array."""
+    node = dict(nodes[0])
+    for key, value in nodes[0].items():
+        if not _numeric(value):
+            continue
+        values = [n[key] for n in nodes]
+        if isinstance(value, list):
+            columns = list(zip(*values))
+            node[key] = [np.array(c) if len(set(c)) > 1 else c[0] for c in columns]
+        elif len(set(values)) > 1:
+            node[key] = np.array(values)
+    return node
+
+
+def _batched_optimizer(cfgs: list[dict]) -> Optimizer:
+    return build_optimizer({"optimizer": _batched_node([c["optimizer"] for c in cfgs]), "lr": cfgs[0].get("lr")})
+
+
+def _plan(jobs: Sequence[Job]) -> tuple[list[_Group], list[int]]:
+    """Split the jobs into batches and the jobs that run one by one."""
+    objectives: dict[str, object] = {}
+    groups: dict[str, list[tuple[int, dict]]] = {}
+    alone: list[int] = []
+    for i, job in enumerate(jobs):
+        cfg = job.config
+        try:
+            settings = check_settings(cfg)
+            objective = _cached_objective(objectives, cfg["objective"])
+            key = group_key(cfg, settings["record_x"])
+        except Exception:  # its lone run records the failure
+            alone.append(i)
+            continue
+        groups.setdefault(key, []).append((i, {"settings": settings, "objective": objective}))
+
+    batches: list[_Group] = []
+    for members in groups.values():
+        members = _valid(jobs, members, alone)
+        for part in _buildable(jobs, members) if members else []:
+            first = part[0][1]["objective"]
+            try:
+                optimizer = _batched_optimizer([jobs[i].config for i, _ in part])
+            except Exception:
+                optimizer = None
+            if not isinstance(optimizer, Optimizer):  # scipy (its own loop), or no batch of these builds
+                alone.extend(i for i, _ in part)
+                continue
+            group = _Group(
+                indices=[i for i, _ in part],
+                objective=first,
+                x0=[m["objective"].x0 for _, m in part],
+                settings=[m["settings"] for _, m in part],
+                optimizer=optimizer,
+            )
+            if group.optimizer.batch_size is not None:
+                try:
+                    minibatch_sampler(first, group.optimizer, np.random.default_rng(0))
+                except ConfigError:
+                    alone.extend(group.indices)
+                    continue
+            batches.append(group)
+    return batches, sorted(alone)
+
+
+def _valid(jobs: Sequence[Job], members: list, alone: list[int]) -> list:
+    """The members whose optimizer builds, as their lone runs would build it; the others go to ``alone``.
+
+    One build with arrays checks every value at once (the factories check each element);
+    only when it fails is each config built on its own, to find the ones that fail.
+    """
+    try:
+        _batched_optimizer([jobs[i].config for i, _ in members])
+        return members
+    except Exception:
+        pass
+    valid = []
+    for member in members:
+        try:
+            build_optimizer(jobs[member[0]].config)
+            valid.append(member)
+        except Exception:
+            alone.append(member[0])
+    return valid
+
+
+def _buildable(jobs: Sequence[Job], members: list) -> list[list]:
+    """The members split so that each part's optimizer builds with arrays.
+
+    A key that varies as a count (``batch_size``) cannot be an array: split by the
+    integer-valued keys, and past that run each config as a batch of one.
+    """
+    cfgs = [jobs[i].config for i, _ in members]
+    try:
+        _batched_optimizer(cfgs)
+        return [members]
+    except Exception:
+        pass
+    if len(members) == 1:
+        return [members]
+    nodes = [c["optimizer"] for c in cfgs]
+    counts = [k for k, v in nodes[0].items() if _is_number(v) and all(isinstance(n[k], int) for n in nodes)]
+    parts: dict[str, list] = {}
+    for member, node in zip(members, nodes):
+        parts.setdefault(json.dumps([node[k] for k in counts]), []).append(member)
+    if len(parts) == 1:
+        return [[m] for m in members]
+    return [p for part in parts.values() for p in _buildable(jobs, part)]
+
+
+def _cached_objective(cache: dict, node: dict):
+    key = json.dumps(node, sort_keys=True, default=str)
+    if key not in cache:
+        try:
+            cache[key] = build(node, "objective")
+        except Exception as err:
+            cache[key] = err
+    if isinstance(cache[key], Exception):
+        raise cache[key]
+    return cache[key]
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def _chunk_tables(jobs: Sequence[Job], ids: list[tuple[str, str]], group: _Group, result: BatchResult,
+                  started: float) -> tuple[pa.Table, pa.Table]:  # fmt: skip
+    """The chunk's runs-table rows and trace rows, runs in order and each run's rows in order."""
+    n = len(jobs)
+    run_ids = [uuid.uuid4().hex[:12] for _ in range(n)]
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))
+    f_final = result.f_final
+    f_star = group.objective.f_star
+    records = []
+    for b, (job, (config_hash, config_id)) in enumerate(zip(jobs, ids)):
+        f = float(f_final[b])
+        iterations = int(result.iterations[b])
+        summary = {
+            "run_id": run_ids[b],
+            "config_hash": config_hash,
+            "config_id": config_id,
+            "status": result.statuses[b],
+            "message": result.messages[b],
+            "error": None,
+            "traceback": None,
+            "objective": registry_name(job.config["objective"]),
+            "optimizer": registry_name(job.config["optimizer"]),
+            "f": f,
+            "f_star": f_star,
+            "f_gap": None if f_star is None else f - f_star,
+            "iterations": iterations,
+            "nfev": iterations + 1,
+            "ngev": iterations if result.minibatch else iterations + 1,
+            "wall_time_s": float(result.wall_time_s[b]),
+            "started_at": started_at,
+            "config": job.config,
+        }
+        records.append(run_record(summary, job.name))
+    runs = pa.Table.from_pylist(records)
+
+    # Trace rows, run-major: run b's rows are k = 0 .. iterations[b].
+    rows = len(result.time_s)
+    owner, iteration = np.nonzero(np.arange(rows)[None, :] <= result.iterations[:, None])
+    flat = iteration * n + owner  # row k of run b in the (rows, B) arrays, flattened
+    nfev = iteration + 1
+    columns = {
+        "iteration": iteration,
+        "f": result.f.reshape(-1)[flat],
+        "grad_norm": result.grad_norm.reshape(-1)[flat],
+    }
+    x = result.x.reshape(rows * n, -1)
+    for j, i in enumerate(result.coords):
+        columns[f"x_{i}"] = x[flat, j]
+    columns["time_s"] = result.time_s[iteration]
+    columns["nfev"] = nfev
+    columns["ngev"] = iteration if result.minibatch else nfev
+    arrays = {name: pa.array(values) for name, values in columns.items()}
+    owner = pa.array(owner.astype(np.int32))
+    constants = [{"run_id": run_id, "config_id": config_id, **config_columns(job.config)}
+                 for run_id, (_, config_id), job in zip(run_ids, ids, jobs)]
+    names = list(dict.fromkeys(name for row in constants for name in row))
+    for name in names:
+        arrays[name] = _repeat(pa.array([row.get(name) for row in constants]), owner)
+    arrays["status"] = _repeat(pa.array(result.statuses, type=pa.string()), owner)
+    arrays["job"] = _repeat(pa.array([job.name for job in jobs], type=pa.string()), owner)
+    return runs, pa.table(arrays)
+
+
+def _repeat(values: pa.Array, owner: pa.Array) -> pa.Array:
+    """``values.take(owner)``: each run's constants over its trace rows (``owner[i]`` is row i's run).
+
+    Dictionary-encoded, ``owner`` indexing ``values``: the repeated column is never built.
+    Parquet stores such a column dictionary-encoded, and the file is written without its
+    Arrow schema (:func:`_write_part`), so it reads back in the plain type (string, double,
+    int64, bool), as a job's trace.parquet does.
+    """
+    if pa.types.is_null(values.type):
+        return pa.nulls(len(owner), pa.null())
+    if values.null_count == 0:
+        return pa.DictionaryArray.from_arrays(owner, values)
+    return values.take(owner)
+
+
+def _write_part(sweep_dir: Path, name: str, runs: list[pa.Table], traces: list[pa.Table]) -> None:
+    """Write a chunk as ``parts/<name>.{runs,traces}.parquet``.
+
+    A large chunk is written as one pair of files per core (``<name>-<i>``), split between
+    runs and written in parallel: Parquet encoding releases the GIL.
+    """
+    parts = sweep_dir / PARTS_DIR
+    parts.mkdir(parents=True, exist_ok=True)
+    trace_table = pa.concat_tables(traces, promote_options="permissive")
+    runs_table = pa.concat_tables(runs, promote_options="permissive")
+    # Without the Arrow schema the dictionary-encoded constants (_repeat) read back in their
+    # plain types. Only those columns are worth a dictionary, and collect() needs no statistics.
+    constants = [f.name for f in trace_table.schema if pa.types.is_dictionary(f.type)]
+    ends = np.cumsum(runs_table.column("iterations").to_numpy() + 1)  # each run's last trace row + 1
+    pieces = max(1, min(WRITERS, trace_table.num_rows // ROWS_PER_WRITER))
+    cuts = [0] + [int(np.searchsorted(ends, ends[-1] * i / pieces)) + 1 for i in range(1, pieces)] + [len(ends)]
+    cuts = sorted(set(min(c, len(ends)) for c in cuts))
+
+    def write(i: int) -> None:
+        lo, hi = cuts[i], cuts[i + 1]
+        first, last = (int(ends[lo - 1]) if lo else 0), int(ends[hi - 1])
+        stem = name if len(cuts) == 2 else f"{name}-{i}"
+        piece = trace_table.slice(first, last - first)
+        # Traces first: a runs part is only there once its traces are.
+        atomic_write(parts / f"{stem}.{TRACES_FILE}", lambda tmp: pq.write_table(
+            piece, tmp, store_schema=False, use_dictionary=constants, write_statistics=False))  # fmt: skip
+        atomic_write(parts / f"{stem}.{RUNS_FILE}", lambda tmp: pq.write_table(runs_table.slice(lo, hi - lo), tmp))
+
+    if len(cuts) == 2:
+        write(0)
+    else:
+        with ThreadPoolExecutor(len(cuts) - 1) as pool:
+            list(pool.map(write, range(len(cuts) - 1)))
+
+
+# ----------------------------------------------------------------------------- the sweep
+
+
+def _run_alone(sweep_dir: Path):
+    def fallback(job: Job) -> dict:
+        return run(job.config, sweep_dir / job.name)
+
+    return fallback
+
+
+def run_jobs(
+    jobs: Sequence[Job],
+    sweep_dir: str | Path,
+    *,
+    chunk_size: int = CHUNK_SIZE,
+    max_chunk_bytes: int = MAX_CHUNK_BYTES,
+    fallback: Callable[[int, Job], object] | None = None,
+    part_prefix: str = "batch",
+) -> list:
+    """Run every job of a sweep: batched where they share an objective and an optimizer, alone otherwise.
+
+    Writes ``sweep_dir/parts/<part_prefix>-<k>.{runs,traces}.parquet`` for the batched jobs;
+    ``fallback(i, job)`` runs job i alone (default: :func:`runner.run.run` into
+    ``sweep_dir/<job.name>``). Returns one entry per job, in order: for a batched job
+    ``{"status", "message", "f", "job", "batched": True}``, for the others what
+    ``fallback`` returned. Ctrl-C writes the chunk in progress (its running configs
+    ``interrupted``) and raises KeyboardInterrupt.
+    """
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ConfigError("chunk_size", chunk_size, "an integer >= 1")
+    sweep_dir = Path(sweep_dir)
+    if fallback is None:
+        run_alone = _run_alone(sweep_dir)
+        fallback = lambda i, job: run_alone(job)  # noqa: E731
+    outcomes: list = [None] * len(jobs)
+    groups, alone = _plan(jobs)
+    ids = {}
+    pending_runs: list[pa.Table] = []
+    pending_traces: list[pa.Table] = []
+    pending = 0
+    part = 0
+
+    def flush():
+        nonlocal pending, part
+        if pending:
+            _write_part(sweep_dir, f"{part_prefix}-{part:04d}", pending_runs, pending_traces)
+            pending_runs.clear()
+            pending_traces.clear()
+            pending, part = 0, part + 1
+
+    for group in groups:
+        settings0 = group.settings[0]
+        width = len(traced_coordinates(group.objective.dim, settings0["record_x"])) + 6
+        longest = max(s["max_iter"] for s in group.settings) + 1
+        size = max(1, min(chunk_size, max_chunk_bytes // (8 * width * longest)))
+        for lo in range(0, len(group.indices), size):
+            members = slice(lo, lo + size)
+            indices = group.indices[members]
+            if pending + len(indices) > size:
+                flush()
+            chunk_jobs = [jobs[i] for i in indices]
+            for i in indices:
+                job = jobs[i]
+                ids[i] = (job.config_hash, job.config_id) if job.config_id else config_ids(job.config)
+            settings = group.settings[members]
+            optimizer = group.optimizer if len(indices) == len(group.indices) else _batched_optimizer(
+                [j.config for j in chunk_jobs])  # fmt: skip
+            started = time.time()
+            try:
+                result = minimize_batch(
+                    group.objective,
+                    optimizer,
+                    np.stack(group.x0[members]),
+                    max_iter=[s["max_iter"] for s in settings],
+                    tol=[s["tol"] for s in settings],
+                    grad_tol=[s["grad_tol"] for s in settings],
+                    rngs=[run_rng(s["seed"]) for s in settings] if optimizer.batch_size is not None else None,
+                    record_x=settings0["record_x"],
+                )
+                runs, traces = _chunk_tables(chunk_jobs, [ids[i] for i in indices], group, result, started)
+            except Exception:  # e.g. a crashing objective: each run alone records its own failure
+                alone.extend(indices)
+                continue
+            pending_runs.append(runs)
+            pending_traces.append(traces)
+            pending += len(indices)
+            f_final = result.f_final
+            for b, i in enumerate(indices):
+                outcomes[i] = {"status": result.statuses[b], "message": result.messages[b], "f": float(f_final[b]),
+                               "job": jobs[i].name, "batched": True}  # fmt: skip
+            if result.interrupted:
+                flush()
+                raise KeyboardInterrupt
+            if pending >= size:
+                flush()
+    flush()
+    for i in sorted(alone):
+        outcomes[i] = fallback(i, jobs[i])
+    return outcomes

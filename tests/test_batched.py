@@ -1,0 +1,353 @@
+"""The batched path: a sweep run as array computations equals the same sweep run job by job."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import runner
+import runner.batched as batched
+from runner.batched import BatchSamplers, Job, minimize_batch, run_jobs, run_rng
+from runner.loop import EpochSampler, minimize
+from runner.run import run
+from runner.sweep import PARTS_DIR, collect
+
+REPO = Path(__file__).resolve().parent.parent
+# Columns that differ between two runs of the same config: when, how long, which run.
+TIMING = {"time_s", "wall_time_s", "started_at", "run_id"}
+
+OBJECTIVES = {
+    "shifted_quadratic": {"_target_": "objectives.shifted_quadratic", "a": 2.0, "b": -3.0, "x0": None},
+    "sin_cos": {"_target_": "objectives.sin_cos", "n": 6, "x0": None, "seed": 1},
+    "least_squares": {"_target_": "objectives.least_squares", "m": 40, "n": 3, "noise": 0.1, "data": None,
+                      "target": "y", "x0": None, "seed": 0},
+    "two_layer_net": {"_target_": "objectives.two_layer_net", "m": 30, "n": 2, "p": 3, "noise": 0.1, "data": None,
+                      "target": "y", "x0": None, "seed": 0},
+}  # fmt: skip
+OPTIMIZERS = {
+    "gd": {"_target_": "runner.optimizers.gd", "weight_decay": 0.0},
+    "momentum": {"_target_": "runner.optimizers.momentum", "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.0},
+    "nesterov": {"_target_": "runner.optimizers.nesterov", "momentum": 0.9, "weight_decay": 0.0},
+    "sgd": {"_target_": "runner.optimizers.sgd", "batch_size": 8, "momentum": 0.0, "dampening": 0.0,
+            "weight_decay": 0.0, "nesterov": False},
+    "adagrad": {"_target_": "runner.optimizers.adagrad", "lr_decay": 0.0, "weight_decay": 0.0,
+                "initial_accumulator_value": 0.0, "eps": 1e-10},
+    "rmsprop": {"_target_": "runner.optimizers.rmsprop", "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0,
+                "momentum": 0.0, "centered": False},
+    "adam": {"_target_": "runner.optimizers.adam", "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0,
+             "amsgrad": False},
+    "scipy": {"_target_": "runner.optimizers.scipy", "method": None, "options": {}},
+}  # fmt: skip
+
+
+def config(objective="shifted_quadratic", optimizer="momentum", **values) -> dict:
+    """A resolved config as Hydra composes it; ``values`` by override key (``optimizer.momentum=0.5``)."""
+    cfg = {"objective": copy.deepcopy(OBJECTIVES[objective]), "optimizer": copy.deepcopy(OPTIMIZERS[optimizer]),
+           "lr": 0.1, "max_iter": 200, "tol": 1e-9, "grad_tol": 0.0, "seed": 0, "trace": {"x": True}}  # fmt: skip
+    if optimizer == "scipy":
+        cfg["lr"] = None
+    for key, value in values.items():
+        node, *path = key.split(".")
+        if path:
+            cfg[node][path[0]] = value
+        else:
+            cfg[node] = value
+    if "lr" in cfg["optimizer"] or optimizer != "scipy":
+        cfg["optimizer"]["lr"] = cfg["lr"]
+    return cfg
+
+
+def jobs_of(configs: list[dict]) -> list[Job]:
+    return [Job(cfg, f"job={i:03d}") for i, cfg in enumerate(configs)]
+
+
+def per_job(jobs: list[Job], sweep_dir: Path) -> None:
+    for job in jobs:
+        run(job.config, sweep_dir / job.name)
+
+
+def assert_same_sweep(batched_dir: Path, alone_dir: Path, *, ignore=TIMING, mixed=False) -> None:
+    """The two sweeps' runs and traces tables equal column by column (timing aside).
+
+    ``mixed``: some jobs ran alone, so collect() met the two layouts in another order
+    and the union of the optimizers' columns comes out in another order.
+    """
+    (runs_a, traces_a), (runs_b, traces_b) = collect(batched_dir), collect(alone_dir)
+    for a, b, order in ((runs_a, runs_b, ["job"]), (traces_a, traces_b, ["job", "iteration"])):
+        a = a.to_pandas().sort_values(order).reset_index(drop=True)
+        b = b.to_pandas().sort_values(order).reset_index(drop=True)
+        assert (sorted(a.columns) == sorted(b.columns)) if mixed else (list(a.columns) == list(b.columns))
+        assert len(a) == len(b)
+        for column in a.columns:
+            if column in ignore:
+                continue
+            assert a[column].dtype == b[column].dtype, column
+            pd.testing.assert_series_equal(a[column], b[column], check_exact=True, obj=column)
+
+
+# ----------------------------------------------------------------------------- equality with the per-job path
+
+
+GRIDS = {
+    # converge, hit max_iter and diverge (lr > 2(1 + momentum)/L) at different iterations
+    "momentum": [config(lr=lr, max_iter=400, **{"optimizer.momentum": m})
+                 for lr in (0.5, 4.0, 12.0, 40.0, 100.0) for m in (0, 0.5, 0.9)],
+    "gd_x0_and_stopping": [config(optimizer="gd", lr=1.0, max_iter=50), config(optimizer="gd", lr=3.0, tol=0.0),
+                           config(optimizer="gd", lr=2.0, tol=0.0, grad_tol=1e-5),
+                           config(optimizer="gd", lr=2.0, **{"objective.x0": [-3.0, 1.5]}),
+                           config(optimizer="gd", lr=2.0, max_iter=0), config(optimizer="gd", lr=10.0, tol=0.0)],
+    "nesterov_bounded": [config("sin_cos", "nesterov", lr=lr, **{"optimizer.momentum": m})
+                         for lr in (0.01, 0.2, 3.0) for m in (0.5, 0.9)],
+    "adam": [config("sin_cos", "adam", lr=lr, **{"optimizer.betas": [b1, 0.999]})
+             for lr in (0.01, 0.3) for b1 in (0.0, 0.9)],
+    "rmsprop_adagrad": [config("sin_cos", "rmsprop", lr=lr, **{"optimizer.alpha": a}) for lr in (0.01, 0.1)
+                        for a in (0.9, 0.99)] + [config("sin_cos", "adagrad", lr=lr) for lr in (0.05, 0.5)],
+    # minibatches: the seed draws them; objective.seed pinned keeps the data shared
+    "sgd": [config("least_squares", "sgd", lr=lr, seed=seed, **{"optimizer.momentum": m}, max_iter=60)
+            for lr in (1e-3, 5e-3) for seed in (0, 1, 2) for m in (0.0, 0.5)]
+           + [config("two_layer_net", "sgd", lr=1e-3, seed=s, max_iter=40, **{"optimizer.batch_size": 4})
+              for s in (0, 3)],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("grid", list(GRIDS))
+def test_batched_sweep_equals_the_same_jobs_run_alone(tmp_path, grid):
+    jobs = jobs_of(GRIDS[grid])
+    outcomes = run_jobs(jobs, tmp_path / "batched")
+    per_job(jobs, tmp_path / "alone")
+    assert all(o["batched"] for o in outcomes)
+    assert not any(p.name == "summary.json" for p in (tmp_path / "batched").rglob("*"))  # no per-job folders
+    assert_same_sweep(tmp_path / "batched", tmp_path / "alone")
+
+
+def test_a_chunk_written_by_several_threads_is_the_same_sweep(tmp_path, monkeypatch):
+    monkeypatch.setattr(batched, "WRITERS", 3)
+    monkeypatch.setattr(batched, "ROWS_PER_WRITER", 100)  # a few runs per file pair
+    jobs = jobs_of(GRIDS["momentum"])
+    run_jobs(jobs, tmp_path / "batched")
+    per_job(jobs, tmp_path / "alone")
+    assert len(list((tmp_path / "batched" / PARTS_DIR).glob("*.runs.parquet"))) == 3
+    assert_same_sweep(tmp_path / "batched", tmp_path / "alone")
+
+
+def test_a_grid_stops_each_config_by_its_own_rule(tmp_path):
+    jobs = jobs_of(GRIDS["momentum"] + GRIDS["gd_x0_and_stopping"])
+    outcomes = run_jobs(jobs, tmp_path)
+    runs = collect(tmp_path)[0].to_pandas()
+    assert set(runs["status"]) == {"converged", "max_iter", "diverged"}
+    assert runs.loc[runs["status"] == "diverged", "iterations"].nunique() > 1
+    assert runs.loc[runs["status"] == "converged", "iterations"].nunique() > 1
+    assert [o["status"] for o in outcomes] == runs.set_index("job").loc[[j.name for j in jobs], "status"].tolist()
+
+
+def test_minimize_batch_traces_equal_minimize_row_by_row():
+    from objectives import shifted_quadratic
+
+    from runner.optimizers import momentum
+
+    lrs, moms = np.array([0.5, 2.0, 30.0]), np.array([0.0, 0.9, 0.5])
+    objective = shifted_quadratic()
+    result = minimize_batch(objective, momentum(lr=lrs, momentum=moms), np.tile(objective.x0, (3, 1)),
+                            max_iter=[100, 300, 300], tol=1e-10)  # fmt: skip
+    for b in range(3):
+        alone = minimize(objective, momentum(lr=lrs[b], momentum=moms[b]), max_iter=[100, 300, 300][b], tol=1e-10)
+        last = result.iterations[b]
+        assert last == alone.iterations and result.statuses[b] == alone.status
+        assert result.messages[b] == alone.message
+        np.testing.assert_array_equal(result.f[: last + 1, b], alone.trace.f)
+        np.testing.assert_array_equal(result.x[: last + 1, b], alone.trace.x)
+        np.testing.assert_array_equal(result.grad_norm[: last + 1, b], alone.trace.grad_norm)
+        np.testing.assert_array_equal(result.x_final[b], alone.x)  # frozen where it stopped
+    assert result.statuses == ["max_iter", "converged", "diverged"]
+
+
+def test_batch_samplers_draw_what_each_epoch_sampler_draws():
+    seeds = [0, 1, 7]
+    batch = BatchSamplers(10, 3, [run_rng(s) for s in seeds])
+    alone = [EpochSampler(10, 3, run_rng(s)) for s in seeds]
+    active = np.ones(3, dtype=bool)
+    for _ in range(10):  # three full epochs and a bit, tails dropped
+        drawn = batch.next(active)
+        assert drawn.shape == (3, 3)
+        for b, sampler in enumerate(alone):
+            np.testing.assert_array_equal(drawn[b], sampler.next())
+
+
+# ----------------------------------------------------------------------------- what runs alone
+
+
+def test_scipy_and_failing_configs_run_alone_in_the_same_sweep(tmp_path):
+    configs = [config(lr=0.5), config(lr=1.0, **{"optimizer.momentum": 0.5}),
+               config(optimizer="scipy", max_iter=50),
+               config(optimizer="scipy", max_iter=50, **{"optimizer.method": "CG"}),
+               config(lr=-1.0),  # a bad value: failed, with its message, as a lone run records it
+               config(optimizer="sgd", lr=0.1)]  # sgd on an objective without samples: failed  # fmt: skip
+    jobs = jobs_of(configs)
+    outcomes = run_jobs(jobs, tmp_path / "batched")
+    per_job(jobs, tmp_path / "alone")
+    assert [o.get("batched", False) for o in outcomes] == [True, True, False, False, False, False]
+    alone_dirs = sorted(p.parent.name for p in (tmp_path / "batched").rglob("summary.json"))
+    assert alone_dirs == ["job=002", "job=003", "job=004", "job=005"]
+    assert_same_sweep(tmp_path / "batched", tmp_path / "alone", mixed=True)
+    runs = runner.load_runs(tmp_path / "batched").set_index("job")
+    assert runs.loc["job=004", "status"] == "failed"
+    assert runs.loc["job=004", "error"] == "lr=-1.0: expected a number > 0"
+
+
+def test_a_chunk_whose_objective_raises_runs_alone(tmp_path, monkeypatch):
+    def crash(*args, **kwargs):
+        raise FloatingPointError("boom")
+
+    monkeypatch.setattr(batched, "minimize_batch", crash)
+    jobs = jobs_of([config(lr=0.5), config(lr=1.0)])
+    outcomes = run_jobs(jobs, tmp_path)
+    assert [o["status"] for o in outcomes] == ["converged", "converged"]
+    assert not (tmp_path / PARTS_DIR).exists() and len(list(tmp_path.rglob("summary.json"))) == 2
+
+
+# ----------------------------------------------------------------------------- bounded memory
+
+
+def test_a_large_grid_runs_in_chunks_of_at_most_chunk_size(tmp_path, monkeypatch):
+    held = []
+    minimize = batched.minimize_batch
+    write = batched._write_part
+
+    def counting_minimize(objective, optimizer, x0, **kwargs):
+        held.append(len(x0))
+        return minimize(objective, optimizer, x0, **kwargs)
+
+    written = []
+
+    def counting_write(sweep_dir, name, runs, traces):
+        written.append(sum(t.num_rows for t in runs))
+        write(sweep_dir, name, runs, traces)
+
+    monkeypatch.setattr(batched, "minimize_batch", counting_minimize)
+    monkeypatch.setattr(batched, "_write_part", counting_write)
+    configs = [config(lr=lr, max_iter=30, tol=0.0, **{"optimizer.momentum": m})
+               for lr in np.linspace(0.1, 3, 10).round(3).tolist() for m in (0.0, 0.3, 0.6, 0.9)]  # fmt: skip
+    configs += [config("sin_cos", "adam", lr=0.01, max_iter=30, seed=s) for s in range(5)]  # other data: own groups
+    run_jobs(jobs_of(configs), tmp_path, chunk_size=8)
+    assert max(held) <= 8 and max(written) <= 8 and sum(written) == len(configs) == 45
+    parts = sorted((tmp_path / PARTS_DIR).glob("*.runs.parquet"))
+    assert len(parts) == len(written) >= 6
+    assert len(list((tmp_path / PARTS_DIR).glob("*.traces.parquet"))) == len(parts)
+    traces = pq.read_table(tmp_path / PARTS_DIR / parts[0].name.replace("runs", "traces")).to_pandas()
+    assert traces.groupby("job").size().eq(31).all()
+    assert len(runner.load_runs(tmp_path)) == 45 and len(runner.load(tmp_path)) == 45 * 31
+
+    held.clear()
+    run_jobs(jobs_of(configs[:40]), tmp_path / "bytes", max_chunk_bytes=5 * 31 * 8 * 8)  # 5 configs' traces
+    assert max(held) == 5
+
+
+# ----------------------------------------------------------------------------- the Hydra launcher
+
+
+def _plugin():
+    try:
+        from hydra_plugins.runner_batched_launcher import compose
+    except ImportError:  # the source tree, not installed: the plugin package sits beside runner/
+        sys.path.insert(0, str(REPO))
+        from hydra_plugins.runner_batched_launcher import compose
+    return compose
+
+
+@pytest.fixture(scope="module")
+def composer():
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.utils import setup_globals
+    from hydra.types import RunMode
+
+    from runner.app import config_dir
+
+    compose = _plugin()
+    setup_globals()
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(config_dir()))
+    master = loader.load_configuration("config", overrides=["hydra.sweep.dir=/tmp/unused", "hydra/launcher=batched"],
+                                       run_mode=RunMode.MULTIRUN)  # fmt: skip
+    return compose.SweepComposer(loader, master)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["lr=0.1", "optimizer=momentum", "optimizer.momentum=0.5"],
+        ["optimizer=momentum", "lr=0.2", "optimizer.momentum=0"],  # same shape, other values
+        ["objective=sin_cos", "optimizer=adam", "seed=3", "optimizer.betas=[0.5,0.9]", "lr=1"],
+        ["objective.x0=[1,2]", "max_iter=10", "trace.x=false"],
+        ["+experiment=lr_sweep", "lr=4"],
+        ["+tag=abc", "lr=0.1"],  # an added key: composed in full
+        ["optimizer=scipy", "+optimizer.options.ftol=1e-8"],
+        ["hydra.job.chdir=false", "lr=0.3"],
+        ["lr=${max_iter}", "max_iter=3"],  # an interpolation to an interpolated key: resolved by OmegaConf
+    ],
+)
+def test_fast_composition_equals_load_sweep_config(composer, overrides):
+    exact = composer.exact(overrides, 0)
+    for checked in (False, True, False):  # the shape is composed once, then reused
+        if checked:  # the sweeper's check composes the job, the launcher takes it from there
+            composer.check(overrides)
+        fast = composer.job(overrides, 0)
+        assert (fast.resolved, fast.unresolved, fast.name) == (exact.resolved, exact.unresolved, exact.name)
+    assert not composer._checked
+
+
+def test_fast_composition_with_a_custom_job_folder(composer):
+    from hydra.types import RunMode
+
+    compose = _plugin()
+    master = composer.loader.load_configuration(
+        "config", overrides=["hydra.sweep.subdir=run${hydra.job.num}_lr${lr}"],
+        run_mode=RunMode.MULTIRUN)  # fmt: skip
+    custom = compose.SweepComposer(composer.loader, master)
+    for idx, overrides in enumerate([["lr=0.5", "seed=1"], ["lr=0.7", "seed=2"], ["lr=0.5", "optimizer=adam"]]):
+        fast, exact = custom.job(overrides, idx), custom.exact(overrides, idx)
+        assert (fast.resolved, fast.unresolved, fast.name) == (exact.resolved, exact.unresolved, exact.name)
+        assert fast.name == f"run{idx}_lr{overrides[0][3:]}"
+
+
+def test_fast_composition_raises_what_composition_raises(composer):
+    from hydra.errors import ConfigCompositionException
+
+    for bad in (["optimizer.nope=1"], ["optimizer=momentum", "optimizer.weight_decay=1", "lr.x=2"]):
+        with pytest.raises(ConfigCompositionException):
+            composer.exact(bad, 0)
+        with pytest.raises(ConfigCompositionException):
+            composer.check(bad)
+    assert composer.check(["+tag=1"]) is None  # not fast-pathed: the sweeper composes it in full
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "runner", "-m", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=180)  # fmt: skip
+
+
+def test_cli_batched_launcher_equals_basic_launcher(tmp_path):
+    grid = ["lr=0.1,0.2", "optimizer=momentum", "optimizer.momentum=0,0.5"]
+    for launcher in ("batched", "basic"):
+        done = cli(f"hydra/launcher={launcher}", *grid, f"hydra.sweep.dir={tmp_path / launcher}", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert f"sweep: 4 runs: 4 converged  ({tmp_path / launcher})" in done.stdout
+        assert ("batched: 4 of 4 runs" in done.stdout) == (launcher == "batched")
+    assert len(list((tmp_path / "batched" / PARTS_DIR).glob("*.parquet"))) == 2
+    assert not list((tmp_path / "batched").rglob("summary.json"))
+    for load, order in ((runner.load, ["job", "iteration"]), (runner.load_runs, ["job"])):
+        a = load(tmp_path / "batched").sort_values(order).reset_index(drop=True)
+        b = load(tmp_path / "basic").sort_values(order).reset_index(drop=True)
+        assert list(a.columns) == list(b.columns)
+        columns = [c for c in a.columns if c not in TIMING]
+        pd.testing.assert_frame_equal(a[columns], b[columns], check_exact=True)
+    assert set(runner.load_runs(tmp_path / "batched")["job"]) == {
+        f"lr={lr}/optimizer.momentum={m}/optimizer=momentum" for lr in ("0.1", "0.2") for m in ("0", "0.5")}
