@@ -130,7 +130,8 @@ def minimize(
     status, message = None, ""
     nfev = ngev = k = 0
     f_prev = math.nan
-    x_last = x
+    x_last, rows = x, 0
+    isfinite = math.isfinite
     start = perf_counter()
     next_report = PROGRESS_EVERY_S
     # The recorder's columns, written in place: this loop is the hot path of every run.
@@ -152,13 +153,14 @@ def minimize(
                     capacity = len(F)
                 F[k], GN[k], NF[k], NG[k], T[k] = f, gnorm, nfev, ngev, perf_counter() - start
                 X[k] = x if all_coords else x[coords]
-                recorder.size = k + 1
-                x_last = x
+                rows, x_last = k + 1, x
 
-                stop = stop_reason(k, f, f_prev, gnorm, tol=tol, grad_tol=grad_tol, max_iter=max_iter)
-                if stop is not None:
-                    status, message = stop
-                    break
+                # A cheap test, true whenever a rule may fire; stop_reason then decides.
+                if k >= max_iter or not (isfinite(f + gnorm) and gnorm > grad_tol and abs(f - f_prev) >= tol):
+                    stop = stop_reason(k, f, f_prev, gnorm, tol=tol, grad_tol=grad_tol, max_iter=max_iter)
+                    if stop is not None:
+                        status, message = stop
+                        break
 
                 if sampler is not None:
                     g = minibatch(x, sampler.next())[1]
@@ -172,13 +174,14 @@ def minimize(
                     progress(k, f)
                     next_report = T[k - 1] + PROGRESS_EVERY_S
     except KeyboardInterrupt:
-        status, message = "interrupted", f"interrupted after iteration {recorder.size - 1}"
+        status, message = "interrupted", f"interrupted after iteration {rows - 1}"
+    recorder.size = rows
     trace = recorder.finish()
     return RunResult(
         status=status,
         message=message,
         x=np.array(x_last),
-        f=float(trace.f[-1]) if recorder.size else math.nan,
+        f=float(trace.f[-1]) if rows else math.nan,
         iterations=trace.iterations,
         nfev=int(trace.nfev[-1]) if trace.iterations >= 0 else 0,
         ngev=int(trace.ngev[-1]) if trace.iterations >= 0 else 0,
