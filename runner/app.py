@@ -101,14 +101,15 @@ def main(cfg) -> float:
         summary = run(cfg, HydraConfig.get().runtime.output_dir, progress=progress)
     if progress is not None:
         progress.close()
-    if not summary.get("skipped"):
-        print(summary_line(summary), file=sys.stderr if summary["status"] == "failed" else sys.stdout, flush=True)
     if summary.get("skipped"):
         print(f"skipped: {summary['output_dir']} already holds this run ({summary['status']})", flush=True)
-    elif summary["status"] == "interrupted":
-        sys.exit(EXIT_INTERRUPTED)
-    if single_run and summary["status"] == "failed":
-        sys.exit(EXIT_BAD_CONFIG if summary["traceback"] is None else EXIT_FAILED)
+    else:
+        failed = summary["status"] == "failed"
+        print(summary_line(summary), file=sys.stderr if failed else sys.stdout, flush=True)
+        if summary["status"] == "interrupted":
+            sys.exit(EXIT_INTERRUPTED)
+        if single_run and failed:
+            sys.exit(EXIT_BAD_CONFIG if summary["traceback"] is None else EXIT_FAILED)
     f = summary.get("f")
     return float(f) if isinstance(f, (int, float)) and math.isfinite(f) else math.inf
 

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from runner.run import config_columns
 from runner.store import SUMMARY_FILE, TRACE_FILE, atomic_write, read_summary
+from runner.trace import STATUSES
 
 RUNS_FILE = "runs.parquet"
 TRACES_FILE = "traces.parquet"
@@ -183,8 +184,7 @@ def status_counts(runs: pa.Table) -> Counter:
 
 
 def count_line(counts: Counter, where: Path) -> str:
-    order = ("converged", "max_iter", "diverged", "failed", "interrupted")
-    parts = ", ".join(f"{counts[s]} {s}" for s in order if counts[s])
+    parts = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])
     return f"sweep: {sum(counts.values())} runs: {parts}  ({where})"
 
 
