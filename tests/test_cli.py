@@ -169,3 +169,25 @@ def test_user_data_file_runs(compose_cfg, tmp_path):
     assert np.allclose(summary["x"], [1.0, -2.0, 0.5], atol=1e-3)
     trace = pq.read_table(tmp_path / "out" / "trace.parquet").to_pandas()
     assert {"x_0", "x_1", "x_2"} <= set(trace.columns) and "x_3" not in trace.columns
+
+
+def test_an_objective_from_the_users_own_package_and_config_folder(tmp_path):
+    """The README's recipe: a factory in the user's package, a yaml in the user's folder, --config-dir."""
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    code = re.search(r"```python\n# my_pkg/rosenbrock.py\n(.*?)```", readme, re.S).group(1)
+    yaml = re.search(r"```yaml\n# my_conf/objective/rosenbrock.yaml\n(.*?)```", readme, re.S).group(1)
+    (tmp_path / "my_pkg").mkdir()
+    (tmp_path / "my_pkg" / "__init__.py").write_text("")
+    (tmp_path / "my_pkg" / "rosenbrock.py").write_text(code)
+    (tmp_path / "my_conf" / "objective").mkdir(parents=True)
+    (tmp_path / "my_conf" / "objective" / "rosenbrock.yaml").write_text(yaml)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path)])}
+    done = subprocess.run([sys.executable, "-m", "runner", "--config-dir", "my_conf", "objective=rosenbrock",
+                           "optimizer=scipy", "optimizer.method=BFGS", "hydra.run.dir=run"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "converged" and summary["objective"] == "rosenbrock"
+    assert np.allclose(summary["x"], [1.0, 1.0], atol=1e-4)
