@@ -594,7 +594,7 @@ def run_jobs(
             chunk_jobs = [jobs[i] for i in indices]
             for i in indices:
                 job = jobs[i]
-                ids[i] = (job.config_hash, job.config_id) if job.config_id else config_ids(job.config)
+                ids[i] = (job.config_hash, job.config_id) if job.config_id else config_ids(job.config, job.config)
             settings = group.settings[members]
             optimizer = group.optimizer if len(indices) == len(group.indices) else _batched_optimizer(
                 [j.config for j in chunk_jobs])  # fmt: skip

@@ -183,8 +183,8 @@ def minimize(
         x=np.array(x_last),
         f=float(trace.f[-1]) if rows else math.nan,
         iterations=trace.iterations,
-        nfev=int(trace.nfev[-1]) if trace.iterations >= 0 else 0,
-        ngev=int(trace.ngev[-1]) if trace.iterations >= 0 else 0,
+        nfev=int(trace.nfev[-1]) if rows else 0,
+        ngev=int(trace.ngev[-1]) if rows else 0,
         wall_time_s=perf_counter() - start,
         trace=trace,
     )

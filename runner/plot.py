@@ -718,18 +718,21 @@ def _objective_panel_keys(hue: str | None) -> list[str]:
     return []
 
 
-def _low_dim_layout(traces, runs, dim: int):
+def _low_dim_runs(traces, runs, dim: int):
+    """``(layout, by_run, one_line_per_colour)`` of the ``dim``-D runs, or None when there are none."""
+    if traces.empty:
+        return None
     dims = _dims(traces)
     ids = [rid for rid, d in dims.items() if d == dim]
     if not ids:
-        return None, None
+        return None
     traces = traces[traces["run_id"].isin(ids)]
-    layout = _layout(traces, runs[runs["run_id"].isin(ids) | ~runs["run_id"].isin(dims)])
+    panel_runs = runs[runs["run_id"].isin(ids) | ~runs["run_id"].isin(dims)]
+    layout = _layout(traces, panel_runs)
     extra = _objective_panel_keys(layout.hue)
     if extra:
-        layout = _layout(traces, runs[runs["run_id"].isin(ids) | ~runs["run_id"].isin(dims)], hue=layout.hue,
-                         extra_panel_keys=extra)  # fmt: skip
-    return traces, layout
+        layout = _layout(traces, panel_runs, hue=layout.hue, extra_panel_keys=extra)
+    return layout, _by_run(traces), _one_line_per_colour(layout)
 
 
 def _sane_points(points: list[np.ndarray], values: list[np.ndarray], wild_points, wild_values):
@@ -796,13 +799,10 @@ def _exit(p: np.ndarray, lo, hi) -> tuple[int, np.ndarray]:
 
 def paths_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
     """Iterate paths of 2-D runs on the contours of their objective, start and end marked, x* starred."""
-    if traces.empty:
+    low_dim = _low_dim_runs(traces, runs, 2)
+    if low_dim is None:
         return None
-    traces, layout = _low_dim_layout(traces, runs, 2)
-    if layout is None:
-        return None
-    by_run = _by_run(traces)
-    one_line_per_colour = _one_line_per_colour(layout)
+    layout, by_run, one_line_per_colour = low_dim
     fig, axes, ncols = _grid(len(layout.panels), sharex=False, sharey=False, size=(4.6, 4.0))
     handles = {}
     for i, (ax, (title, panel_runs)) in enumerate(zip(axes, layout.panels)):
@@ -1138,13 +1138,10 @@ def critical_points(objective, lo: float, hi: float, n: int = 4001) -> list[tupl
 
 def objective_1d_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
     """f and f' of 1-D objectives (notes' Figure 2), critical points marked, the runs' iterates on f."""
-    if traces.empty:
+    low_dim = _low_dim_runs(traces, runs, 1)
+    if low_dim is None:
         return None
-    traces, layout = _low_dim_layout(traces, runs, 1)
-    if layout is None:
-        return None
-    by_run = _by_run(traces)
-    one_line_per_colour = _one_line_per_colour(layout)
+    layout, by_run, one_line_per_colour = low_dim
     n = len(layout.panels)
     fig = Figure(figsize=(5.4 * n + 2.6, 6.2), layout="constrained")
     axes = fig.subplots(2, n, squeeze=False, sharex="col", height_ratios=[3, 2])

@@ -67,17 +67,17 @@ def digest(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def config_ids(cfg) -> tuple[str, str]:
-    """``(config_hash, config_id)``: the run's config, and the same without its seed.
+def config_ids(resolved: dict, unresolved: dict) -> tuple[str, str]:
+    """``(config_hash, config_id)``: the run's resolved config, and its config without the seed.
 
     The seed is dropped from the unresolved config, so everything that follows
     it through ``${seed}`` (synthetic data, x0) drops with it, while a pinned
     ``objective.seed=0`` still counts. Runs that differ only in seed share a
-    ``config_id``: they are repetitions.
+    ``config_id``: they are repetitions. (A plain dict has no interpolations
+    left: pass it as both.)
     """
-    unresolved = plain(cfg, resolve=False)
     without_seed = {k: v for k, v in unresolved.items() if k != "seed"}
-    return digest(plain(cfg)), digest(without_seed)
+    return digest(resolved), digest(without_seed)
 
 
 def completed_summary(output_dir: Path, config_hash: str) -> dict | None:
@@ -183,11 +183,11 @@ def run(cfg, output_dir: str | Path, *, progress=None, resume: bool = True) -> d
     config is left as it is and its summary returned, marked ``skipped``.
     """
     output_dir = Path(output_dir)
-    config_hash, config_id = config_ids(cfg)
+    unresolved, cfg = plain(cfg, resolve=False), plain(cfg)
+    config_hash, config_id = config_ids(cfg, unresolved)
     if resume and (done := completed_summary(output_dir, config_hash)) is not None:
         return {**done, "skipped": True}
     output_dir.mkdir(parents=True, exist_ok=True)
-    cfg = plain(cfg)
     run_id = uuid.uuid4().hex[:12]
     started = time.time()
     summary = {

@@ -140,8 +140,9 @@ def minimize_scipy(
     evaluations = _Evaluations(objective, method in USES_GRADIENT)
     recorder = TraceRecorder(objective.dim, coords=traced_coordinates(objective.dim, record_x))
     start = perf_counter()
+    x0 = np.array(objective.x0, dtype=float)
     stop = {"status": None, "message": ""}
-    last = {"x": np.array(objective.x0, dtype=float), "f": math.nan}
+    last = {"x": x0, "f": math.nan}
     next_report = [PROGRESS_EVERY_S]
 
     def record(x: np.ndarray, counted: bool, apply_rules: bool = True) -> None:
@@ -167,7 +168,6 @@ def minimize_scipy(
         x = getattr(intermediate_result, "x", intermediate_result)
         record(np.asarray(x, dtype=float), counted=False)
 
-    x0 = np.array(objective.x0, dtype=float)
     details: dict = {"method": method}
     kwargs = dict(method=method, jac=method in USES_GRADIENT, callback=callback,
                   options={"maxiter": max_iter, **solver.options})  # fmt: skip

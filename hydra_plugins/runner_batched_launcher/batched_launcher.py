@@ -119,8 +119,7 @@ class BatchedLauncher(Launcher):
         jobs = []
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             composed = self.composer.job(list(overrides), idx)
-            config_hash = config_ids(composed.resolved)[0]
-            config_id = config_ids(composed.unresolved)[1]
+            config_hash, config_id = config_ids(composed.resolved, composed.unresolved)
             jobs.append(Job(composed.resolved, composed.name, config_hash, config_id))
 
         def alone(i: int, job: Job) -> JobReturn:
