@@ -8,7 +8,9 @@ Conventions shared by all of them:
 
 * ``init(x) -> state`` and ``update(grad, state, x) -> (new_x, new_state)``;
   nothing is modified in place.
-* ``state.step`` counts the updates taken so far (torch's ``state["step"]``).
+* The state holds what torch keeps in ``optimizer.state``: ``step`` counts the
+  updates taken so far where torch counts them (Adagrad, RMSprop, Adam); SGD's
+  ``momentum_buffer`` is None until the first step with momentum, as in torch.
 * Hyperparameters are scalars, or arrays of a batch shape ``B``: with ``x`` of
   shape ``B + (n,)`` each config of the batch gets its own value. This is what
   lets a whole sweep grid run as one computation.
@@ -44,8 +46,7 @@ class Optimizer(NamedTuple):
 
 
 class SGDState(NamedTuple):
-    step: int
-    momentum_buffer: np.ndarray
+    momentum_buffer: np.ndarray | None
 
 
 class AdagradState(NamedTuple):
@@ -184,18 +185,20 @@ def _sgd_rule(lr, momentum, dampening, weight_decay, nesterov):
     uses_momentum = bool(np.any(momentum_v != 0))
 
     def init(x):
-        return SGDState(0, np.zeros_like(x, dtype=float))
+        return SGDState(momentum_buffer=None)
 
     def update(grad, state, x):
         g = grad if wd_c is None else grad + wd_c * x
         if not uses_momentum:
-            return x - lr_c * g, SGDState(state.step + 1, state.momentum_buffer)
-        if state.step == 0:
+            # Plain gradient descent keeps no state, so the state passes through unchanged:
+            # this is the hot path of every gd run.
+            return x - lr_c * g, state
+        if state.momentum_buffer is None:
             buf = g
         else:
             buf = mom_c * state.momentum_buffer + (1 - damp_c) * g
         direction = g + mom_c * buf if nesterov else buf
-        return x - lr_c * direction, SGDState(state.step + 1, buf)
+        return x - lr_c * direction, SGDState(buf)
 
     return init, update
 

@@ -268,8 +268,8 @@ EVERY_CONFIG = {
 }
 
 
-def _arrays(state):
-    return {name: value for name, value in state._asdict().items() if isinstance(value, np.ndarray)}
+def _snapshot(state) -> dict:
+    return {name: (value.copy() if isinstance(value, np.ndarray) else value) for name, value in state._asdict().items()}
 
 
 @pytest.mark.parametrize("make", EVERY_CONFIG.values(), ids=EVERY_CONFIG.keys())
@@ -278,19 +278,40 @@ def test_update_mutates_none_of_its_inputs(make):
     rng = np.random.default_rng(5)
     x = rng.normal(size=(3, 4))
     state = opt.init(x)
-    assert _arrays(state), "the state should hold arrays"
     for _ in range(4):
         g = rng.normal(size=x.shape)
-        before = (x.copy(), g.copy(), state.step, {k: v.copy() for k, v in _arrays(state).items()})
+        before_x, before_g, before_state = x.copy(), g.copy(), _snapshot(state)
         new_x, new_state = opt.update(g, state, x)
-        np.testing.assert_array_equal(x, before[0])
-        np.testing.assert_array_equal(g, before[1])
-        assert state.step == before[2]
-        for name, copy in before[3].items():
-            np.testing.assert_array_equal(getattr(state, name), copy, err_msg=name)
-        assert new_state.step == state.step + 1
+        np.testing.assert_array_equal(x, before_x)
+        np.testing.assert_array_equal(g, before_g)
+        for name, value in before_state.items():
+            np.testing.assert_array_equal(getattr(state, name), value, err_msg=name)
+        if "step" in before_state:
+            assert new_state.step == state.step + 1
         assert not np.array_equal(new_x, x)
         x, state = new_x, new_state
+
+
+@pytest.mark.parametrize("make", [EVERY_CONFIG["gd"], EVERY_CONFIG["gd_weight_decay"]], ids=["gd", "weight_decay"])
+def test_gd_keeps_no_state_like_torch(make):
+    # torch.optim.SGD stores no momentum buffer at momentum 0; gd's state passes through unchanged.
+    opt = make()
+    x = np.ones(3)
+    state = opt.init(x)
+    _, new_state = opt.update(np.ones(3), state, x)
+    assert state.momentum_buffer is None
+    assert new_state is state
+
+
+def test_momentum_buffer_starts_as_the_first_gradient_like_torch():
+    opt = optim.momentum(lr=0.1, momentum=0.9, dampening=0.5)
+    x, g = np.ones(3), np.array([1.0, -2.0, 3.0])
+    state = opt.init(x)
+    assert state.momentum_buffer is None
+    _, state = opt.update(g, state, x)
+    np.testing.assert_array_equal(state.momentum_buffer, g)  # b_1 = g, dampening not applied
+    _, state = opt.update(g, state, x)
+    np.testing.assert_allclose(state.momentum_buffer, 0.9 * g + 0.5 * g, rtol=1e-15)
 
 
 # ----------------------------------------------------------------------------- 4. batched hyperparameters
