@@ -6,6 +6,7 @@ one line and returns the final f, so that a Hydra sweeper can minimise it.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import signal
@@ -121,6 +122,10 @@ def cli() -> None:
     here it becomes one line naming the key and what is allowed, with exit code
     2 like every other bad input. ``HYDRA_FULL_ERROR=1`` keeps Hydra's own report.
     """
+    # Everything imported so far (numpy, pyarrow, Hydra, ...) lives until the process exits:
+    # keep it out of the collections that composing configs triggers, and out of the last
+    # one at exit (about 0.1 s of a 1,000-job batched sweep).
+    gc.freeze()
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         main()
         return

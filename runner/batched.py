@@ -37,11 +37,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter
@@ -59,9 +57,6 @@ from runner.sweep import PARTS_DIR, RUNS_FILE, TRACES_FILE, run_record
 from runner.trace import traced_coordinates
 
 CHUNK_SIZE = 1024
-# A chunk's trace rows are written by up to WRITERS threads, each taking at least ROWS_PER_WRITER rows.
-WRITERS = min(4, os.cpu_count() or 1)
-ROWS_PER_WRITER = 250_000
 # Trace memory of one chunk: configs x (max_iter + 1) rows x (coordinates + 6) float64 columns.
 MAX_CHUNK_BYTES = 256 * 2**20
 
@@ -497,38 +492,23 @@ def _repeat(values: pa.Array, owner: pa.Array) -> pa.Array:
 
 
 def _write_part(sweep_dir: Path, name: str, runs: list[pa.Table], traces: list[pa.Table]) -> None:
-    """Write a chunk as ``parts/<name>.{runs,traces}.parquet``.
+    """Write a chunk as ``parts/<name>.traces.parquet``, then ``parts/<name>.runs.parquet``.
 
-    A large chunk is written as one pair of files per core (``<name>-<i>``), split between
-    runs and written in parallel: Parquet encoding releases the GIL.
+    One file each, holding exactly the rows and columns the sweep's tables hold for these
+    runs: a sweep of one chunk takes them as its tables (:func:`runner.sweep.write_tables`).
     """
     parts = sweep_dir / PARTS_DIR
     parts.mkdir(parents=True, exist_ok=True)
     trace_table = pa.concat_tables(traces, promote_options="permissive")
     runs_table = pa.concat_tables(runs, promote_options="permissive")
     # Without the Arrow schema the dictionary-encoded constants (_repeat) read back in their
-    # plain types. Only those columns are worth a dictionary, and collect() needs no statistics.
+    # plain types. Only those columns are worth a dictionary; statistics would cost a sixth
+    # of the writing time, and neither collect() nor a table of one row group uses them.
     constants = [f.name for f in trace_table.schema if pa.types.is_dictionary(f.type)]
-    ends = np.cumsum(runs_table.column("iterations").to_numpy() + 1)  # each run's last trace row + 1
-    pieces = max(1, min(WRITERS, trace_table.num_rows // ROWS_PER_WRITER))
-    cuts = [0] + [int(np.searchsorted(ends, ends[-1] * i / pieces)) + 1 for i in range(1, pieces)] + [len(ends)]
-    cuts = sorted(set(min(c, len(ends)) for c in cuts))
-
-    def write(i: int) -> None:
-        lo, hi = cuts[i], cuts[i + 1]
-        first, last = (int(ends[lo - 1]) if lo else 0), int(ends[hi - 1])
-        stem = name if len(cuts) == 2 else f"{name}-{i}"
-        piece = trace_table.slice(first, last - first)
-        # Traces first: a runs part is only there once its traces are.
-        atomic_write(parts / f"{stem}.{TRACES_FILE}", lambda tmp: pq.write_table(
-            piece, tmp, store_schema=False, use_dictionary=constants, write_statistics=False))  # fmt: skip
-        atomic_write(parts / f"{stem}.{RUNS_FILE}", lambda tmp: pq.write_table(runs_table.slice(lo, hi - lo), tmp))
-
-    if len(cuts) == 2:
-        write(0)
-    else:
-        with ThreadPoolExecutor(len(cuts) - 1) as pool:
-            list(pool.map(write, range(len(cuts) - 1)))
+    # Traces first: a runs part is only there once its traces are.
+    atomic_write(parts / f"{name}.{TRACES_FILE}", lambda tmp: pq.write_table(
+        trace_table, tmp, store_schema=False, use_dictionary=constants, write_statistics=False))  # fmt: skip
+    atomic_write(parts / f"{name}.{RUNS_FILE}", lambda tmp: pq.write_table(runs_table, tmp))
 
 
 # ----------------------------------------------------------------------------- the sweep

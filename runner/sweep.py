@@ -16,6 +16,7 @@ missing or older than a run (a sweep still going, or resumed).
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -137,10 +138,25 @@ def _collect(sweep_dir: Path) -> tuple[pa.Table, pa.Table]:
 def write_tables(sweep_dir: str | Path) -> pa.Table:
     """Write ``runs.parquet`` and ``traces.parquet`` for the whole sweep; return the runs."""
     sweep_dir = Path(sweep_dir)
+    if (single := _single_chunk(sweep_dir)) is not None:
+        # The sweep is one chunk of the batched launcher, whose files hold exactly the tables'
+        # rows and columns: copy them rather than decode and encode 1M rows again (0.3 s).
+        for source, table in zip(single, (TRACES_FILE, RUNS_FILE)):
+            atomic_write(sweep_dir / table, lambda tmp: shutil.copyfile(source, tmp))
+        return pq.read_table(sweep_dir / RUNS_FILE)
     runs, traces = _collect(sweep_dir)
     atomic_write(sweep_dir / TRACES_FILE, lambda tmp: pq.write_table(traces, tmp, store_schema=False))
     atomic_write(sweep_dir / RUNS_FILE, lambda tmp: pq.write_table(runs, tmp))
     return runs
+
+
+def _single_chunk(sweep_dir: Path) -> tuple[Path, Path] | None:
+    """``(traces, runs)`` chunk files when they hold every run of the sweep, else None."""
+    traces = sorted((sweep_dir / PARTS_DIR).glob(f"*.{TRACES_FILE}"))
+    runs = sorted((sweep_dir / PARTS_DIR).glob(f"*.{RUNS_FILE}"))
+    if len(traces) == len(runs) == 1 and traces[0].name[: -len(TRACES_FILE)] == runs[0].name[: -len(RUNS_FILE)]:
+        return None if job_summaries(sweep_dir) else (traces[0], runs[0])
+    return None
 
 
 def _fresh(table_path: Path, sweep_dir: Path) -> bool:

@@ -128,14 +128,29 @@ def test_batched_sweep_equals_the_same_jobs_run_alone(tmp_path, grid):
     assert_same_sweep(tmp_path / "batched", tmp_path / "alone")
 
 
-def test_a_chunk_written_by_several_threads_is_the_same_sweep(tmp_path, monkeypatch):
-    monkeypatch.setattr(batched, "WRITERS", 3)
-    monkeypatch.setattr(batched, "ROWS_PER_WRITER", 100)  # a few runs per file pair
-    jobs = jobs_of(GRIDS["momentum"])
-    run_jobs(jobs, tmp_path / "batched")
-    per_job(jobs, tmp_path / "alone")
-    assert len(list((tmp_path / "batched" / PARTS_DIR).glob("*.runs.parquet"))) == 3
-    assert_same_sweep(tmp_path / "batched", tmp_path / "alone")
+def test_a_sweep_of_one_chunk_takes_its_files_as_the_tables(tmp_path, monkeypatch):
+    import runner.sweep as sweep
+
+    run_jobs(jobs_of(GRIDS["momentum"]), tmp_path)
+    (part,) = (tmp_path / PARTS_DIR).glob("*.traces.parquet")
+    returned = sweep.write_tables(tmp_path).to_pandas()
+    assert (tmp_path / "traces.parquet").read_bytes() == part.read_bytes()  # copied, not encoded again
+    copied = runner.load(tmp_path), runner.load_runs(tmp_path)
+    monkeypatch.setattr(sweep, "_single_chunk", lambda sweep_dir: None)
+    sweep.write_tables(tmp_path)
+    assert (tmp_path / "traces.parquet").read_bytes() != part.read_bytes()
+    encoded = runner.load(tmp_path), runner.load_runs(tmp_path)
+    for a, b in zip(copied, encoded):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    pd.testing.assert_frame_equal(returned, encoded[1], check_exact=True)
+
+
+def test_a_sweep_with_runs_beside_its_one_chunk_encodes_the_tables(tmp_path):
+    jobs = jobs_of(GRIDS["momentum"][:4] + [config(optimizer="scipy", **{"optimizer.method": "BFGS"})])
+    run_jobs(jobs, tmp_path)  # four batched, the scipy job in its own folder
+    runner.sweep.write_tables(tmp_path)
+    assert sorted(runner.load(tmp_path)["job"].unique()) == [job.name for job in jobs]
+    assert len(runner.load_runs(tmp_path)) == 5
 
 
 def test_a_grid_stops_each_config_by_its_own_rule(tmp_path):
@@ -291,6 +306,9 @@ def composer():
         ["optimizer=scipy", "+optimizer.options.ftol=1e-8"],
         ["hydra.job.chdir=false", "lr=0.3"],
         ["lr=${max_iter}", "max_iter=3"],  # an interpolation to an interpolated key: resolved by OmegaConf
+        ["optimizer=adam", "optimizer.betas.0=0.5", "lr=0.1"],  # an element of a list
+        ["objective=two_layer_net", "seed=4", "lr=0.1"],  # objective.seed: ${seed}, resolved from the job's seed
+        ["max_iter=1", "lr=1"],  # the same value again (int, float), the shapes' values read back from Hydra
     ],
 )
 def test_fast_composition_equals_load_sweep_config(composer, overrides):
@@ -301,6 +319,52 @@ def test_fast_composition_equals_load_sweep_config(composer, overrides):
         fast = composer.job(overrides, 0)
         assert (fast.resolved, fast.unresolved, fast.name) == (exact.resolved, exact.unresolved, exact.name)
     assert not composer._checked
+
+
+def test_a_grid_applies_each_distinct_value_once(composer, monkeypatch):
+    compose = _plugin()
+    fresh = compose.SweepComposer(composer.loader, composer.master)
+    calls = []
+    apply = compose.ConfigLoaderImpl._apply_overrides_to_config
+    monkeypatch.setattr(compose.ConfigLoaderImpl, "_apply_overrides_to_config",
+                        staticmethod(lambda overrides, cfg: calls.append(len(overrides)) or apply(overrides, cfg)))  # fmt: skip
+    grid = [["optimizer=momentum", f"lr={lr}", f"optimizer.momentum={m}"] for lr in (0.1, 0.2, 0.3, 0.4)
+            for m in (0, 0.5, 0.9)]  # fmt: skip
+    for overrides in grid:
+        fresh.check(overrides)
+    jobs = [fresh.job(overrides, i) for i, overrides in enumerate(grid)]
+    # One composition of the shape (Hydra applies its own overrides once), then the 4 + 3 distinct values.
+    assert calls == [1] + [1] * 7
+    assert [(j.resolved["lr"], j.resolved["optimizer"]["lr"], j.resolved["optimizer"]["momentum"]) for j in jobs] == [
+        (lr, lr, m) for lr in (0.1, 0.2, 0.3, 0.4) for m in (0, 0.5, 0.9)]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "command, jobs, compositions",
+    [
+        # the master config holds the jobs' option choices: no composition of its own
+        (["optimizer=momentum", "lr=0.1,0.2", "optimizer.momentum=0,0.9", "tol=0"],
+         [["optimizer=momentum", f"lr={lr}", f"optimizer.momentum={m}", "tol=0"] for lr in (0.1, 0.2)
+          for m in (0, 0.9)], 0),
+        # a swept option: the master config has the default one, each option is composed once
+        (["optimizer=gd,momentum", "lr=0.1,0.2"],
+         [[f"optimizer={o}", f"lr={lr}"] for o in ("gd", "momentum") for lr in (0.1, 0.2)], 2),
+    ],
+)  # fmt: skip
+def test_fast_composition_from_the_master_config(composer, monkeypatch, command, jobs, compositions):
+    from hydra.types import RunMode
+
+    compose = _plugin()
+    master = composer.loader.load_configuration("config", overrides=command, run_mode=RunMode.MULTIRUN)
+    fast = compose.SweepComposer(composer.loader, master)
+    exact = [fast.exact(overrides, i) for i, overrides in enumerate(jobs)]
+    calls = []
+    load = composer.loader.load_sweep_config
+    monkeypatch.setattr(composer.loader, "load_sweep_config", lambda *args: calls.append(args) or load(*args))
+    for i, overrides in enumerate(jobs):
+        job = fast.job(overrides, i)
+        assert (job.resolved, job.unresolved, job.name) == (exact[i].resolved, exact[i].unresolved, exact[i].name)
+    assert len(calls) == compositions
 
 
 def test_fast_composition_with_a_custom_job_folder(composer):
