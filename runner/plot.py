@@ -89,6 +89,12 @@ GAP = "f − f*"
 DIVERGED_MARKER = {"marker": "x", "markersize": 9, "markeredgewidth": 2.2, "linestyle": "none", "zorder": 5,
                    "clip_on": False}  # fmt: skip
 PANEL_SIZE = (4.6, 3.4)
+# Past these, a figure shows evenly spaced values of a swept key (the first and the last among
+# them) and says so in its title; the tables, and the heatmap, hold every run.
+MAX_LINES = len(PALETTE)  # lines per panel: one colour each
+MAX_PANELS = 9  # a 3 x 3 grid
+ANNOTATED_CELLS = 12  # heatmap cells carry their value up to this many per axis
+MARKED_PATH = 200  # iterate paths up to this long mark each iterate
 
 
 # --------------------------------------------------------------------------- drawing to files
@@ -283,20 +289,48 @@ class _Layout:
     hue_values: list
     styles: dict
     panels: list  # [(title, runs)]
-    traced: pd.DataFrame
+    traced: pd.DataFrame  # the runs drawn
     failed: pd.DataFrame
     swept: list = field(default_factory=list)
+    shown: str = ""  # which values are drawn, when not all of them are: "8 of 40 learning rates"
 
 
-def _layout(traces: pd.DataFrame, runs: pd.DataFrame, *, hue: str | None = None, extra_panel_keys=()) -> _Layout:
-    traced_ids = set(traces["run_id"]) if "run_id" in traces.columns and len(traces) else set()
+def _layout(traces: pd.DataFrame, runs: pd.DataFrame, *, hue: str | None = None, extra_panel_keys=(),
+            max_panels: int = MAX_PANELS) -> _Layout:  # fmt: skip
+    traced_ids = set(traces["run_id"].unique()) if "run_id" in traces.columns and len(traces) else set()
     traced = runs[runs["run_id"].isin(traced_ids)]
     keys = swept_keys(traced)
     hue = hue if hue is not None else _hue_key(traced, keys)
     facets = [k for k in keys if k != hue] + [k for k in extra_panel_keys if k not in keys and k != hue]
-    values = _ordered(_column(traced, hue)) if hue else [None]
+    all_values = _ordered(_column(traced, hue)) if hue else [None]
+    values = _evenly(all_values, MAX_LINES)
+    all_panels = _panels(traced, facets)
+    panels = _evenly(all_panels, max_panels)
+    shown = []
+    if len(values) < len(all_values):
+        shown.append(f"{len(values)} of {len(all_values)} {_name(hue)} values")
+        kept = set(values)
+        panels = [(title, p[_column(p, hue).map(lambda v: v in kept).astype(bool)]) for title, p in panels]
+    if len(panels) < len(all_panels):
+        what = f"{_name(facets[0])} values" if len(facets) == 1 else "panels"
+        shown.append(f"{len(panels)} of {len(all_panels)} {what}")
+    if shown:
+        traced = pd.concat([p for _, p in panels])
     failed = runs[~runs["run_id"].isin(traced_ids)]
-    return _Layout(hue, values, _styles(values), _panels(traced, facets), traced, failed, keys)
+    return _Layout(hue, values, _styles(values), panels, traced, failed, keys, " and ".join(shown))
+
+
+def _evenly(items: list, most: int) -> list:
+    """At most ``most`` of ``items``, evenly spaced, the first and the last among them."""
+    if len(items) <= most:
+        return items
+    return [items[i] for i in np.unique(np.round(np.linspace(0, len(items) - 1, most)).astype(int))]
+
+
+def _title(layout: _Layout, text: str) -> str:
+    """A figure title: ``text``, and which values are shown when not all are."""
+    shown = f"showing {layout.shown}, evenly spaced" if layout.shown else ""
+    return "; ".join(part for part in (text, shown) if part)
 
 
 def _hue_of(layout: _Layout, run: pd.Series):
@@ -332,9 +366,17 @@ def _by_run(traces: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {rid: rows.sort_values("iteration", kind="stable") for rid, rows in traces.groupby("run_id", sort=False)}
 
 
-def _f_star(run: pd.Series) -> float | None:
-    value = pd.to_numeric(pd.Series([run.get("f_star")]), errors="coerce").iloc[0]
-    return float(value) if np.isfinite(value) else None
+def _f_star(run) -> float | None:
+    """The run's f* (a runs-table row, as a Series or a dict), None where it is unknown."""
+    return _finite(run.get("f_star"))
+
+
+def _finite(value) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):  # None, pd.NA, text
+        return None
+    return value if math.isfinite(value) else None
 
 
 def run_series(rows: pd.DataFrame, run: pd.Series, x: str = "iteration") -> tuple[np.ndarray, np.ndarray]:
@@ -632,7 +674,7 @@ def _convergence(traces, runs, layout: _Layout, x: str, *, label=None) -> Figure
     title = _describe(layout.traced, skip=layout.swept)
     if repeats > 1:
         title += f"; median and 25–75 % band over {repeats} seeds"
-    _suptitle(fig, title)
+    _suptitle(fig, _title(layout, title))
     return fig
 
 
@@ -718,7 +760,7 @@ def _objective_panel_keys(hue: str | None) -> list[str]:
     return []
 
 
-def _low_dim_runs(traces, runs, dim: int):
+def _low_dim_runs(traces, runs, dim: int, max_panels: int = MAX_PANELS):
     """``(layout, by_run, one_line_per_colour)`` of the ``dim``-D runs, or None when there are none."""
     if traces.empty:
         return None
@@ -728,10 +770,10 @@ def _low_dim_runs(traces, runs, dim: int):
         return None
     traces = traces[traces["run_id"].isin(ids)]
     panel_runs = runs[runs["run_id"].isin(ids) | ~runs["run_id"].isin(dims)]
-    layout = _layout(traces, panel_runs)
+    layout = _layout(traces, panel_runs, max_panels=max_panels)
     extra = _objective_panel_keys(layout.hue)
     if extra:
-        layout = _layout(traces, panel_runs, hue=layout.hue, extra_panel_keys=extra)
+        layout = _layout(traces, panel_runs, hue=layout.hue, extra_panel_keys=extra, max_panels=max_panels)
     return layout, _by_run(traces), _one_line_per_colour(layout)
 
 
@@ -844,8 +886,9 @@ def paths_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
             if rid in diverged:  # drawn until it leaves the view for good; beyond, it only scribbles across it
                 k, exit_point = _exit(drawn, lo, hi)
                 drawn = drawn[: k + 1]
-            (line,) = ax.plot(drawn[:, 0], drawn[:, 1], lw=1.2, marker=".", ms=3.5, gid=f"path:{rid}", zorder=3,
-                              label=label, **style)  # fmt: skip
+            # A dot per iterate shows the step lengths, where there are few enough to tell apart.
+            (line,) = ax.plot(drawn[:, 0], drawn[:, 1], lw=1.2, marker="." if len(drawn) <= MARKED_PATH else "",
+                              ms=3.5, gid=f"path:{rid}", zorder=3, label=label, **style)  # fmt: skip
             if layout.hue or rid in diverged:
                 handles.setdefault(label, line)
             ax.plot(p[0, 0], p[0, 1], "o", ms=8, mfc="white", mec=style["color"], mew=1.8, zorder=4,
@@ -873,7 +916,7 @@ def paths_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
         legend.append(Line2D([], [], color="0.3", label="diverged or growing: where it leaves the view",
                              **{k: v for k, v in DIVERGED_MARKER.items() if k != "clip_on"}))  # fmt: skip
     _legend(axes[min(ncols, len(axes)) - 1], legend + _not_drawn(layout, runs), _name(layout.hue))
-    _suptitle(fig, _describe(layout.traced, skip=layout.swept) + "; iterate paths on contours of f")
+    _suptitle(fig, _title(layout, _describe(layout.traced, skip=layout.swept) + "; iterate paths on contours of f"))
     return fig
 
 
@@ -945,11 +988,13 @@ class _CellAxis:
         return self.inverse(np.arange(len(self.values) + 1) - 0.5)
 
     def apply(self, ax, which: str) -> None:
+        """The scale on ``ax``'s ``which`` axis, a tick labelled per cell (evenly spaced ones past a dozen)."""
         getattr(ax, f"set_{which}scale")("function", functions=(self.forward, self.inverse))
         axis = getattr(ax, f"{which}axis")
-        axis.set_major_locator(FixedLocator(self.values))
+        labelled = list(self.values[:: math.ceil(len(self.values) / ANNOTATED_CELLS)])  # a regular stride
+        axis.set_major_locator(FixedLocator(labelled))
         axis.set_minor_locator(NullLocator())
-        axis.set_major_formatter(FixedFormatter([_fmt(float(v)) for v in self.values]))
+        axis.set_major_formatter(FixedFormatter([_fmt(float(v)) for v in labelled]))
 
 
 def _cell_text_color(rgba) -> str:
@@ -978,11 +1023,13 @@ def heatmap_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
         cells = set(zip(_column(panel, "lr"), _column(panel, MOMENTUM)))
         if len(cells) < 0.5 * _column(panel, "lr").nunique() * _column(panel, MOMENTUM).nunique():
             return None
-    by_run = _by_run(traces)
-    fig = Figure(figsize=(11.5, 4.4 * len(panels) + 0.6), layout="constrained")
-    axes = fig.subplots(len(panels), 2, squeeze=False)
-    boundary_drawn = diverged_any = over_any = False
-    boundary_texts = set()
+    first_last_f = _first_and_last_f(traces)
+    # Iterations to reach tol say something only where some run reached it (not with tol=0).
+    quantities = (GAP, "iterations to reach tol") if (grid_runs["status"] == "converged").any() else (GAP,)
+    fig = Figure(figsize=(0.9 + 5.3 * len(quantities), 4.4 * len(panels) + 0.6), layout="constrained")
+    axes = fig.subplots(len(panels), len(quantities), squeeze=False)
+    boundary_drawn = boundary_seen = diverged_any = over_any = blank_any = False
+    boundary_texts, off_grid = set(), set()
     for row, (title, panel) in enumerate(panels):
         lrs = np.array(_ordered(_column(panel, "lr")), float)
         ms = np.array(_ordered(_column(panel, MOMENTUM)), float)
@@ -993,34 +1040,38 @@ def heatmap_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
         state = np.full((len(ms), len(lrs)), "not run", dtype=object)
         start_gap = []
         gap_known = True
-        for (lr, m), cell in panel.groupby([_column(panel, "lr"), _column(panel, MOMENTUM)]):
+        cells: dict[tuple, list[dict]] = {}  # plain rows: a thousand cells cost no pandas call each
+        for run, lr, m in zip(panel.to_dict("records"), _column(panel, "lr"), _column(panel, MOMENTUM)):
+            cells.setdefault((lr, m), []).append(run)
+        for (lr, m), cell in cells.items():
             i, j = int(np.flatnonzero(ms == m)[0]), int(np.flatnonzero(lrs == lr)[0])
-            status = cell["status"]
+            status = [run["status"] for run in cell]
+            diverged = status.count("diverged")
             finals = []
-            for _, run in cell.iterrows():
+            for run in cell:
                 f_star = _f_star(run)
                 gap_known &= f_star is not None
-                if run["run_id"] in by_run:
-                    f = by_run[run["run_id"]]["f"].to_numpy(float)
-                    start_gap.append(f[0] - (f_star or 0.0))
-                    finals.append(f[-1] - (f_star or 0.0))
-            if (status == "diverged").any():
-                n_div = int((status == "diverged").sum())
-                state[i, j] = "diverged" if n_div == len(cell) else f"{n_div}/{len(cell)}\ndiverged"
-            elif (status == "failed").all():
+                if run["run_id"] in first_last_f:
+                    f_first, f_last = first_last_f[run["run_id"]]
+                    start_gap.append(f_first - (f_star or 0.0))
+                    finals.append(f_last - (f_star or 0.0))
+            if diverged:
+                state[i, j] = "diverged" if diverged == len(cell) else f"{diverged}/{len(cell)}\ndiverged"
+            elif status.count("failed") == len(cell):
                 state[i, j] = "failed"
             else:
-                state[i, j] = "ok" if (status == "converged").all() else "not converged"
-            if finals and not (status == "diverged").any():
+                state[i, j] = "ok" if status.count("converged") == len(cell) else "not converged"
+            if finals and not diverged:
                 gap_cells[i, j] = float(np.median(finals))
-            conv = cell[status == "converged"]
-            if len(conv) and not (status == "diverged").any():
-                it_cells[i, j] = float(conv["iterations"].median())
+            converged = [run["iterations"] for run in cell if run["status"] == "converged"]
+            if converged and not diverged:
+                it_cells[i, j] = float(np.median(converged))
             elif state[i, j] == "not converged":
-                it_cells[i, j] = float(cell["iterations"].max())
+                it_cells[i, j] = max(_finite(run["iterations"]) or 0.0 for run in cell)
         start = max(start_gap) if start_gap else np.nan
+        annotated = max(len(lrs), len(ms)) <= ANNOTATED_CELLS
         for col, (ax, values, what) in enumerate(
-            zip(axes[row], (gap_cells, it_cells), (GAP if gap_known else "f", "iterations to reach tol"))
+            zip(axes[row], (gap_cells, it_cells), (GAP if gap_known else "f", *quantities[1:]))
         ):
             finite = values[np.isfinite(values)]
             cap = start if col == 0 and np.isfinite(start) else (finite.max() if len(finite) else 1.0)
@@ -1033,12 +1084,15 @@ def heatmap_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
             cmap = _viridis_with_over()
             x_axis.apply(ax, "x")
             y_axis.apply(ax, "y")
-            mesh = ax.pcolormesh(x_edges, y_edges, np.ma.masked_invalid(values), cmap=cmap, norm=norm,
-                                 edgecolors="white", linewidth=1.0)  # fmt: skip
+            under = isinstance(norm, LogNorm) and bool((finite <= 0).any())  # f* reached to rounding: below the scale
+            coloured = np.where(values <= 0, vmin / 10, values) if under else values
+            mesh = ax.pcolormesh(x_edges, y_edges, np.ma.masked_invalid(coloured), cmap=cmap, norm=norm,
+                                 edgecolors="white", linewidth=1.0 if annotated else 0.3)  # fmt: skip
             over = bool((finite > vmax).any())
             over_any |= over
             label = ("final " + what) if col == 0 else what
-            fig.colorbar(mesh, ax=ax, label=label, extend="max" if over else "neither", pad=0.02)
+            extend = {(False, False): "neither", (True, False): "min", (False, True): "max", (True, True): "both"}
+            fig.colorbar(mesh, ax=ax, label=label, extend=extend[under, over], pad=0.02)
             for i, m in enumerate(ms):
                 for j, lr in enumerate(lrs):
                     cx, cy = lr, m
@@ -1049,11 +1103,16 @@ def heatmap_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
                         ax.add_patch(Rectangle((x_edges[j], y_edges[i]), width, height, facecolor="0.88", lw=0,
                                                edgecolor="0.45", hatch="xx", zorder=2,
                                                gid=f"diverged_cell:{lr:g}:{m:g}"))  # fmt: skip
-                        ax.text(cx, cy, state[i, j], ha="center", va="center", fontsize=7.5, zorder=5,
-                                bbox={"facecolor": "0.88", "edgecolor": "none", "pad": 0.5})  # fmt: skip
+                        if annotated:
+                            ax.text(cx, cy, state[i, j], ha="center", va="center", fontsize=7.5, zorder=5,
+                                    bbox={"facecolor": "0.88", "edgecolor": "none", "pad": 0.5})  # fmt: skip
                         continue
                     if not np.isfinite(v):
-                        ax.text(cx, cy, state[i, j], ha="center", va="center", fontsize=7.5, color="0.35")
+                        blank_any |= not annotated
+                        if annotated:
+                            ax.text(cx, cy, state[i, j], ha="center", va="center", fontsize=7.5, color="0.35")
+                        continue
+                    if not annotated:  # too many cells to print in: the colour says it
                         continue
                     if col == 0:
                         text = f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e+")
@@ -1074,25 +1133,49 @@ def heatmap_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
                 m_line = np.linspace(y_edges[0], y_edges[-1], 101)
                 ax.plot(limit(m_line), m_line, color="#D55E00", lw=2.2, ls="--", gid="stability", zorder=4)
                 boundary_drawn = True
+                lr_line, lr_at = limit(m_line), limit(ms)
+                if lr_line.min() > x_edges[-1] or lr_line.max() < x_edges[0]:
+                    side = "right" if lr_line.min() > x_edges[-1] else "left"
+                    off_grid.add(f"at lr {_fmt(float(lr_at.min()))}–{_fmt(float(lr_at.max()))}, {side} of the grid")
+                else:
+                    boundary_seen = True
     legend = []
     if boundary_drawn:
         text = boundary_texts.pop() if len(boundary_texts) == 1 else "stability boundary: unstable to its right"
+        if not boundary_seen:  # no line to see: say where it is
+            text += f" ({off_grid.pop()})" if len(off_grid) == 1 else " (outside the grid)"
         legend.append(Line2D([], [], color="#D55E00", lw=2.2, ls="--", label=text))
     if diverged_any:
         legend.append(Patch(facecolor="0.88", edgecolor="0.45", hatch="xx", label="diverged"))
     if over_any:
         legend.append(Patch(facecolor=_viridis_with_over().get_over(), label=f"{GAP} above the start's (growing)"))
+    if blank_any:
+        legend.append(Patch(facecolor="white", edgecolor="0.6", label="not run, or failed"))
     if legend:
-        fig.legend(handles=legend, loc="outside lower center", ncols=len(legend), fontsize=9, frameon=False)
+        for handle in legend:  # to the figure's width: one column of panels holds about 78 characters
+            handle.set_label(textwrap.fill(handle.get_label(), 78 * len(quantities)))
+        fig.legend(handles=legend, loc="outside lower center", ncols=len(legend) if len(quantities) > 1 else 1,
+                   fontsize=9, frameon=False)  # fmt: skip
     repeats = grid_runs.groupby("config_id").size().max()
     _suptitle(fig, _describe(grid_runs, skip=keys) + ("; medians over seeds" if repeats > 1 else ""))
     return fig
 
 
+def _first_and_last_f(traces: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """Each run's f at its first and at its last recorded iteration."""
+    if traces.empty or "run_id" not in traces.columns:
+        return {}
+    by_run = traces.groupby("run_id", sort=False)["iteration"]
+    first = traces.loc[by_run.idxmin(), ["run_id", "f"]].set_index("run_id")["f"]
+    last = traces.loc[by_run.idxmax(), ["run_id", "f"]].set_index("run_id")["f"]
+    return {rid: (float(first[rid]), float(last[rid])) for rid in first.index}
+
+
 def _viridis_with_over():
     from matplotlib import colormaps
 
-    return colormaps["viridis"].with_extremes(over="#CC79A7", bad="white")
+    viridis = colormaps["viridis"]
+    return viridis.with_extremes(under=viridis(0.0), over="#CC79A7", bad="white")
 
 
 def _panel_stability(panel: pd.DataFrame):
@@ -1138,7 +1221,7 @@ def critical_points(objective, lo: float, hi: float, n: int = 4001) -> list[tupl
 
 def objective_1d_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
     """f and f' of 1-D objectives (notes' Figure 2), critical points marked, the runs' iterates on f."""
-    low_dim = _low_dim_runs(traces, runs, 1)
+    low_dim = _low_dim_runs(traces, runs, 1, max_panels=4)  # side by side
     if low_dim is None:
         return None
     layout, by_run, one_line_per_colour = low_dim
@@ -1230,7 +1313,8 @@ def objective_1d_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | No
     legend += [Line2D([], [], marker=h.get_marker(), ms=h.get_markersize(), color="black", mfc="#F0E442", ls="none",
                       label=label) for label, h in kinds_seen.items()]  # fmt: skip
     _legend(axes[0, -1], legend, _name(layout.hue))
-    _suptitle(fig, _describe(layout.traced, skip=layout.swept) + "; the objective, its derivative and the iterates")
+    _suptitle(fig, _title(layout, _describe(layout.traced, skip=layout.swept)
+                          + "; the objective, its derivative and the iterates"))  # fmt: skip
     return fig
 
 

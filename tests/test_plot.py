@@ -301,6 +301,77 @@ def test_heatmap_marks_diverged_cells_and_draws_the_stability_boundary(compose_c
     assert plot.stability_limit("gd", {}, L_QUADRATIC)(0.5) == 9.0
 
 
+# --------------------------------------------------------------------------- big grids
+
+BIG_LRS = [float(i + 1) for i in range(20)]  # 1 .. 20, across the stability boundary 2(1 + m)/L = 9 .. 16.92
+BIG_MOMENTA = [round(0.08 * i, 4) for i in range(12)]  # 0 .. 0.88
+
+
+@pytest.fixture(scope="module")
+def big_grid(compose_cfg, tmp_path_factory) -> Path:
+    """A 20 x 12 lr x momentum grid, 300 iterations each, tol=0, through the batched path."""
+    from runner.batched import Job, run_jobs
+
+    root = tmp_path_factory.mktemp("big_grid")
+    jobs = [Job(OmegaConf.to_container(compose_cfg("optimizer=momentum", f"lr={lr}", f"optimizer.momentum={m}",
+                                                   "max_iter=300", "tol=0"), resolve=True),
+                f"lr={lr}/optimizer.momentum={m}") for lr in BIG_LRS for m in BIG_MOMENTA]  # fmt: skip
+    run_jobs(jobs, root)
+    write_tables(root)
+    return root
+
+
+def test_evenly_keeps_the_ends_and_the_order():
+    assert plot._evenly(list(range(5)), 8) == list(range(5))
+    assert plot._evenly(list(range(25)), 9) == [0, 3, 6, 9, 12, 15, 18, 21, 24]
+    picked = plot._evenly(list(range(40)), 8)
+    assert len(picked) == 8 and picked[0] == 0 and picked[-1] == 39 and picked == sorted(picked)
+
+
+def test_a_big_grid_draws_evenly_spaced_values_and_says_so(big_grid):
+    traces, runs = data(big_grid)
+    by_id = runs.set_index("run_id")
+    lrs, momenta = plot._evenly(BIG_LRS, plot.MAX_LINES), plot._evenly(BIG_MOMENTA, plot.MAX_PANELS)
+    assert len(lrs) == 8 and len(momenta) == 9 and (lrs[0], lrs[-1]) == (1.0, 20.0)
+    for fig in (plot.convergence_figure(traces, runs), plot.paths_figure(traces, runs)):
+        drawn = artists(fig, "run:") or artists(fig, "path:")
+        assert {(by_id.loc[rid, "lr"], by_id.loc[rid, "optimizer.momentum"]) for rid in drawn} == set(
+            itertools.product(lrs, momenta))  # fmt: skip
+        titles = [ax.get_title().split("\n")[0] for ax in fig.axes if ax.get_title()]
+        assert titles == [f"momentum = {m:g}" for m in momenta]
+        assert "showing 8 of 20 learning rate values and 9 of 12 momentum values, evenly spaced" in (
+            fig.get_suptitle())  # fmt: skip
+    # a dot per iterate only where there are few (a diverged path is drawn until it leaves the view)
+    lines = list(artists(plot.paths_figure(traces, runs), "path:").values())
+    assert {len(ln.get_xdata()) > plot.MARKED_PATH for ln in lines} == {True, False}
+    assert all((ln.get_marker() == ".") == (len(ln.get_xdata()) <= plot.MARKED_PATH) for ln in lines)
+
+
+def test_a_big_heatmap_colours_every_cell_and_labels_a_dozen_ticks(big_grid):
+    traces, runs = data(big_grid)
+    fig = plot.heatmap_figure(traces, runs)
+    (ax,) = [ax for ax in fig.axes if ax.get_title()]  # tol=0: no run reached it, no iterations panel
+    (mesh,) = ax.collections
+    assert mesh.get_array().shape == (12, 20) and not ax.texts  # too many cells to print in
+    diverged = runs[runs["status"] == "diverged"]
+    assert len(diverged) and int(mesh.get_array().mask.sum()) == len(diverged)  # every other cell coloured
+    cells = {p.get_gid() for p in ax.patches if (p.get_gid() or "").startswith("diverged_cell:")}
+    assert cells == {f"diverged_cell:{lr:g}:{m:g}" for lr, m in zip(diverged["lr"], diverged["optimizer.momentum"])}
+    assert [t.get_text() for t in ax.get_xticklabels()] == [f"{lr:g}" for lr in BIG_LRS[::2]]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [f"{m:g}" for m in BIG_MOMENTA]
+    # f - f* = 0 (x* reached exactly) has no log colour: it takes the scale's bottom, and the colour bar says so
+    zero = (runs["f_gap"] <= 0) & (runs["status"] != "diverged")
+    assert zero.any() and fig.axes[-1].get_ylabel() == "final f − f*"
+    coloured = mesh.get_array()[np.isfinite(mesh.get_array().filled(np.nan))]
+    assert coloured.min() < mesh.norm.vmin  # drawn in the colour map's "under" colour
+    # the boundary crosses the grid; where it does not, the legend says where it is
+    (legend,) = fig.legends
+    assert legend.get_texts()[0].get_text().replace("\n", " ").endswith("unstable to its right")
+    small = runs[runs["lr"] <= 8]
+    (legend,) = plot.heatmap_figure(traces[traces["run_id"].isin(small["run_id"])], small).legends
+    assert "(at lr 9–16.92, right of the grid)" in legend.get_texts()[0].get_text().replace("\n", " ")
+
+
 # --------------------------------------------------------------------------- 1-D, evaluations, single runs
 
 
