@@ -89,6 +89,8 @@ GAP = "f − f*"
 DIVERGED_MARKER = {"marker": "x", "markersize": 9, "markeredgewidth": 2.2, "linestyle": "none", "zorder": 5,
                    "clip_on": False}  # fmt: skip
 PANEL_SIZE = (4.6, 3.4)
+# The trace columns the figures read; x_2 only tells 2-D runs from bigger ones (see _dims).
+TRACE_COLUMNS = ["run_id", "iteration", "f", "nfev", "x_0", "x_1", "x_2"]
 # Past these, a figure shows evenly spaced values of a swept key (the first and the last among
 # them) and says so in its title; the tables, and the heatmap, hold every run.
 MAX_LINES = len(PALETTE)  # lines per panel: one colour each
@@ -110,7 +112,7 @@ def draw(path: str | Path) -> list[Path]:
     """
     path = Path(path)
     runs = load_runs(path)
-    traces = load(path)
+    traces = load(path, columns=TRACE_COLUMNS)
     out = path / FIGURES_DIR
     written = []
     for name, make in _FIGURES.items():
@@ -360,9 +362,12 @@ def _not_drawn(layout: _Layout, all_runs: pd.DataFrame) -> list[Line2D]:
 # --------------------------------------------------------------------------- series and repetitions
 
 
-def _by_run(traces: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def _by_run(traces: pd.DataFrame, run_ids=None) -> dict[str, pd.DataFrame]:
+    """Each run's rows in iteration order; only those of ``run_ids`` when given (the runs drawn)."""
     if traces.empty or "run_id" not in traces.columns:
         return {}
+    if run_ids is not None:
+        traces = traces[traces["run_id"].isin(run_ids)]
     return {rid: rows.sort_values("iteration", kind="stable") for rid, rows in traces.groupby("run_id", sort=False)}
 
 
@@ -585,7 +590,7 @@ def convergence_figure(traces: pd.DataFrame, runs: pd.DataFrame, x: str = "itera
 def _convergence(traces, runs, layout: _Layout, x: str, *, label=None) -> Figure:
     """The convergence panels. ``label(curve)`` names a line in the legend (default: its colour key's
     value); a note (diverged, ...) joins the label when each colour has one line, else the panel title."""
-    by_run = _by_run(traces)
+    by_run = _by_run(traces, layout.traced["run_id"])
     panel_curves = [_curves(layout, panel_runs, by_run, x) for _, panel_runs in layout.panels]
     every = [c for cs in panel_curves for c in cs]
     gap = all(c.gap for c in every)
@@ -745,7 +750,8 @@ def _x_columns(traces: pd.DataFrame) -> list[str]:
 
 
 def _dims(traces: pd.DataFrame) -> dict[str, int]:
-    """Each run's recorded coordinates: how many ``x_i`` columns are non-null in its first row."""
+    """Each run's recorded coordinates: how many ``x_i`` columns are non-null in its first row
+    (up to the columns ``traces`` has: 3 for "3 or more" when read with :data:`TRACE_COLUMNS`)."""
     cols = _x_columns(traces)
     if not cols:
         return {}
@@ -774,7 +780,7 @@ def _low_dim_runs(traces, runs, dim: int, max_panels: int = MAX_PANELS):
     extra = _objective_panel_keys(layout.hue)
     if extra:
         layout = _layout(traces, panel_runs, hue=layout.hue, extra_panel_keys=extra, max_panels=max_panels)
-    return layout, _by_run(traces), _one_line_per_colour(layout)
+    return layout, _by_run(traces, layout.traced["run_id"]), _one_line_per_colour(layout)
 
 
 def _sane_points(points: list[np.ndarray], values: list[np.ndarray], wild_points, wild_values):

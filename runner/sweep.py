@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from runner.store import SUMMARY_FILE, TRACE_FILE, atomic_write, read_summary
 from runner.trace import STATUSES
 
 RUNS_FILE = "runs.parquet"
+ROW_GROUP_ROWS = 1 << 20  # rows per row group of traces.parquet (pyarrow's default)
 TRACES_FILE = "traces.parquet"
 PARTS_DIR = "parts"
 FIGURES_DIR = "figures"
@@ -87,23 +89,43 @@ def _with_constants(table: pa.Table, **columns) -> pa.Table:
     return table
 
 
-def _read_trace(path: Path) -> pa.Table:
-    """A trace table with its text columns kept dictionary-encoded.
-
-    Its constant columns (run_id, objective, ...) repeat one value per run; decoding
-    them into a million strings is most of what reading and writing a sweep costs.
-    The tables are written without the Arrow schema, so readers see plain strings.
-    """
-    schema = pq.read_schema(path)
-    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)]
-    table = pq.read_table(path, read_dictionary=text)
-    return table.cast(pa.schema([f.with_type(_as_dictionary(f.type)) for f in table.schema]))
+# Text columns while a sweep's traces are read and written: their values repeat over each run's
+# rows, and decoding a million strings is most of what reading and writing a sweep costs. The
+# tables are written without the Arrow schema, so readers see plain strings.
+_TEXT = pa.dictionary(pa.int32(), pa.string())
 
 
-def _as_dictionary(type_: pa.DataType) -> pa.DataType:
+def _is_text(type_: pa.DataType) -> bool:
     if pa.types.is_dictionary(type_):
-        return pa.dictionary(pa.int32(), type_.value_type)
-    return type_
+        type_ = type_.value_type
+    return pa.types.is_string(type_) or pa.types.is_large_string(type_)
+
+
+def _reading_schema(schema: pa.Schema) -> pa.Schema:
+    """The schema of a trace file as :func:`_read_trace` reads it: text dictionary-encoded."""
+    return pa.schema([f.with_type(_TEXT) if _is_text(f.type) else f for f in schema])
+
+
+def _read_trace(path: Path) -> pa.Table:
+    """A trace file with its text columns dictionary-encoded."""
+    schema = _reading_schema(pq.read_schema(path))
+    text = [f.name for f in schema if f.type == _TEXT]
+    return pq.read_table(path, read_dictionary=text).cast(schema)
+
+
+@dataclass(frozen=True)
+class _TraceSource:
+    """A file of trace rows, and the constant columns its rows get (a job folder's status and job)."""
+
+    path: Path
+    constants: tuple = ()  # ((name, value), ...)
+
+    def schema(self) -> pa.Schema:
+        fields = list(_reading_schema(pq.read_schema(self.path)))
+        return pa.schema(fields + [pa.field(name, _TEXT) for name, _ in self.constants])
+
+    def read(self) -> pa.Table:
+        return _with_constants(_read_trace(self.path), **dict(self.constants))
 
 
 def collect(sweep_dir: str | Path) -> tuple[pa.Table, pa.Table]:
@@ -117,8 +139,8 @@ def _plain(type_: pa.DataType) -> pa.DataType:
     return type_.value_type if pa.types.is_dictionary(type_) else type_
 
 
-def _collect(sweep_dir: Path) -> tuple[pa.Table, pa.Table]:
-    """As :func:`collect`, with the traces' text columns still dictionary-encoded."""
+def _sources(sweep_dir: Path) -> tuple[pa.Table, list[_TraceSource]]:
+    """The runs table of every run below ``sweep_dir``, and the files that hold their traces."""
     records, traces = [], []
     for path in job_summaries(sweep_dir):
         summary = read_summary(path)
@@ -126,17 +148,31 @@ def _collect(sweep_dir: Path) -> tuple[pa.Table, pa.Table]:
         records.append(run_record(summary, job))
         trace_path = path.parent / TRACE_FILE
         if summary.get("trace_file") and trace_path.is_file():
-            traces.append(_with_constants(_read_trace(trace_path), status=summary["status"], job=job))
+            traces.append(_TraceSource(trace_path, (("status", summary["status"]), ("job", job))))
     runs_parts = [pq.read_table(p) for p in sorted((sweep_dir / PARTS_DIR).glob(f"*.{RUNS_FILE}"))]
-    trace_parts = [_read_trace(p) for p in sorted((sweep_dir / PARTS_DIR).glob(f"*.{TRACES_FILE}"))]
+    traces += [_TraceSource(p) for p in sorted((sweep_dir / PARTS_DIR).glob(f"*.{TRACES_FILE}"))]
     runs = _concat([_table(records), *runs_parts])
     if runs is None:
         raise FileNotFoundError(f"no runs below {sweep_dir}: expected <job>/{SUMMARY_FILE} or {PARTS_DIR}/*.{RUNS_FILE}")
-    return runs, _concat(traces + trace_parts) or pa.table({"run_id": pa.array([], pa.string())})
+    return runs, traces
+
+
+def _no_traces() -> pa.Table:
+    return pa.table({"run_id": pa.array([], pa.string())})
+
+
+def _collect(sweep_dir: Path) -> tuple[pa.Table, pa.Table]:
+    """As :func:`collect`, with the traces' text columns still dictionary-encoded."""
+    runs, sources = _sources(sweep_dir)
+    return runs, _concat([source.read() for source in sources]) or _no_traces()
 
 
 def write_tables(sweep_dir: str | Path) -> pa.Table:
-    """Write ``runs.parquet`` and ``traces.parquet`` for the whole sweep; return the runs."""
+    """Write ``runs.parquet`` and ``traces.parquet`` for the whole sweep; return the runs.
+
+    The traces are written file by file: at most one source file and one row group of rows
+    are in memory, however big the sweep.
+    """
     sweep_dir = Path(sweep_dir)
     if (single := _single_chunk(sweep_dir)) is not None:
         # The sweep is one chunk of the batched launcher, whose files hold exactly the tables'
@@ -144,10 +180,42 @@ def write_tables(sweep_dir: str | Path) -> pa.Table:
         for source, table in zip(single, (TRACES_FILE, RUNS_FILE)):
             atomic_write(sweep_dir / table, lambda tmp: shutil.copyfile(source, tmp))
         return pq.read_table(sweep_dir / RUNS_FILE)
-    runs, traces = _collect(sweep_dir)
-    atomic_write(sweep_dir / TRACES_FILE, lambda tmp: pq.write_table(traces, tmp, store_schema=False))
+    runs, sources = _sources(sweep_dir)
+    atomic_write(sweep_dir / TRACES_FILE, lambda tmp: _write_traces(tmp, sources))
     atomic_write(sweep_dir / RUNS_FILE, lambda tmp: pq.write_table(runs, tmp))
     return runs
+
+
+def _write_traces(path: Path, sources: list[_TraceSource]) -> None:
+    """The sources' rows, in order, as one parquet file, in row groups of about ``ROW_GROUP_ROWS``."""
+    if not sources:
+        pq.write_table(_no_traces(), path, store_schema=False)
+        return
+    # The columns of every source, in order of appearance; "permissive" as in _concat.
+    schema = pa.unify_schemas([source.schema() for source in sources], promote_options="permissive")
+    pending, rows = [], 0
+    with pq.ParquetWriter(path, schema, store_schema=False) as writer:
+        for source in sources:
+            table = _aligned(source.read(), schema)
+            pending.append(table)
+            rows += table.num_rows
+            if rows >= ROW_GROUP_ROWS:
+                writer.write_table(pa.concat_tables(pending))
+                pending, rows = [], 0
+        if pending:
+            writer.write_table(pa.concat_tables(pending))
+
+
+def _aligned(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with the columns of ``schema``: cast where a type was promoted, null where it has none."""
+    columns = []
+    for field in schema:
+        if field.name not in table.column_names:
+            columns.append(pa.nulls(table.num_rows, field.type))
+            continue
+        column = table.column(field.name)
+        columns.append(column if column.type == field.type else column.cast(field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _single_chunk(sweep_dir: Path) -> tuple[Path, Path] | None:
@@ -168,18 +236,27 @@ def _fresh(table_path: Path, sweep_dir: Path) -> bool:
     return all(p.stat().st_mtime_ns <= built for p in sources)
 
 
-def load(path: str | Path):
+def load(path: str | Path, columns: list[str] | None = None):
     """Every iteration of every run below ``path`` as one pandas DataFrame.
 
     ``path`` is a sweep folder (or a single run's folder). Columns: the trace
     columns of each run (``iteration``, ``f``, ``grad_norm``, ``x_i``, ``time_s``,
     ``nfev``, ``ngev``), its config as typed columns (``lr`` float, ``seed`` int,
     ``optimizer`` string, ``optimizer.momentum`` ...), its ``status`` and its ``job`` folder.
+    ``columns`` reads only those of them the sweep has (``["run_id", "iteration", "f"]``):
+    a big sweep's few columns, without its memory.
     """
     path = Path(path)
     if _fresh(path / TRACES_FILE, path):
-        return pq.read_table(path / TRACES_FILE).to_pandas()
-    return collect(path)[1].to_pandas()
+        names = pq.read_schema(path / TRACES_FILE).names
+        return pq.read_table(path / TRACES_FILE, columns=_among(columns, names)).to_pandas()
+    traces = collect(path)[1]
+    names = _among(columns, traces.column_names)
+    return (traces if names is None else traces.select(names)).to_pandas()
+
+
+def _among(columns: list[str] | None, names: list[str]) -> list[str] | None:
+    return None if columns is None else [name for name in columns if name in names]
 
 
 def load_runs(path: str | Path):

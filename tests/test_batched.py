@@ -265,6 +265,47 @@ def test_a_large_grid_runs_in_chunks_of_at_most_chunk_size(tmp_path, monkeypatch
     assert max(held) == 5
 
 
+def test_the_sweep_tables_are_written_a_file_at_a_time(tmp_path, monkeypatch):
+    import pyarrow as pa
+
+    import runner.sweep as sweep
+
+    configs = [config(lr=lr, max_iter=30, tol=0.0, **{"optimizer.momentum": m})
+               for lr in (0.5, 1, 2, 3) for m in (0.0, 0.5)]  # fmt: skip
+    configs += [config("sin_cos", "adam", lr=0.01, max_iter=30, seed=s) for s in range(3)]  # 50 x_i columns more
+    configs += [config(optimizer="scipy", **{"optimizer.method": "BFGS"})]  # a job folder: status and job as constants
+    run_jobs(jobs_of(configs), tmp_path, chunk_size=4)
+    expected = collect(tmp_path)[1]  # the whole sweep at once, as load() rebuilds it
+    held, rows, pending = [], [], [0]
+    read = sweep._TraceSource.read
+
+    def counting_read(source):
+        table = read(source)
+        pending[0] += table.num_rows
+        rows.append(table.num_rows)
+        held.append(pending[0])
+        return table
+
+    write = pq.ParquetWriter.write_table
+
+    def counting_write(writer, table, *args, **kwargs):
+        if "iteration" in table.column_names:  # not runs.parquet
+            pending[0] -= table.num_rows
+        return write(writer, table, *args, **kwargs)
+
+    monkeypatch.setattr(sweep._TraceSource, "read", counting_read)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", counting_write)
+    monkeypatch.setattr(sweep, "ROW_GROUP_ROWS", 50)
+    sweep.write_tables(tmp_path)
+    assert len(rows) == 4 and pending == [0]  # a job folder and three chunk files; every row written
+    assert max(held) < 50 + max(rows) < sum(rows)  # at most a row group and one file in memory
+    written = pq.ParquetFile(tmp_path / "traces.parquet")
+    assert written.metadata.num_row_groups >= 3
+    table = written.read()
+    assert table.equals(expected.cast(table.schema)) and table.schema.equals(expected.schema)
+    assert pa.types.is_float64(table.schema.field("lr").type)  # lr=1 beside lr=0.5: promoted as in load()
+
+
 # ----------------------------------------------------------------------------- the Hydra launcher
 
 

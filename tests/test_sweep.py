@@ -192,6 +192,19 @@ def test_tables_are_rebuilt_when_older_than_the_runs(compose_cfg, tmp_path):
     assert pq.read_table(tmp_path / "runs.parquet").num_rows == 1  # the stale file is left alone
 
 
+def test_load_reads_only_the_columns_asked_for(grid_sweeps, tmp_path):
+    import shutil
+
+    whole = runner.load(grid_sweeps["basic"])
+    stale = shutil.copytree(grid_sweeps["basic"], tmp_path / "no_tables")
+    (stale / "traces.parquet").unlink()  # rebuilt from the job folders
+    for where in (grid_sweeps["basic"], stale):
+        some = runner.load(where, columns=["run_id", "f", "x_1", "not_a_column"])
+        assert list(some.columns) == ["run_id", "f", "x_1"]  # those the sweep has, in the order asked
+        pd.testing.assert_frame_equal(some.sort_values(["run_id", "f"], ignore_index=True),
+                                      whole[["run_id", "f", "x_1"]].sort_values(["run_id", "f"], ignore_index=True))  # fmt: skip
+
+
 def test_load_reads_a_single_run_folder(compose_cfg, tmp_path):
     summary = runner.run(compose_cfg("max_iter=7"), tmp_path)
     df = runner.load(tmp_path)
