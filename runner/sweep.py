@@ -30,10 +30,10 @@ from runner.store import SUMMARY_FILE, TRACE_FILE, atomic_write, read_summary
 from runner.trace import STATUSES
 
 RUNS_FILE = "runs.parquet"
-ROW_GROUP_ROWS = 1 << 20  # rows per row group of traces.parquet (pyarrow's default)
 TRACES_FILE = "traces.parquet"
 PARTS_DIR = "parts"
 FIGURES_DIR = "figures"
+ROW_GROUP_ROWS = 1 << 20  # rows per row group of traces.parquet (pyarrow's default)
 
 # Numbers in summary.json that may be non-finite, written there as "inf" / "nan".
 _FLOAT_FIELDS = ("f", "f_star", "f_gap", "wall_time_s")
@@ -178,7 +178,7 @@ def write_tables(sweep_dir: str | Path) -> pa.Table:
         # The sweep is one chunk of the batched launcher, whose files hold exactly the tables'
         # rows and columns: copy them rather than decode and encode 1M rows again (0.3 s).
         for source, table in zip(single, (TRACES_FILE, RUNS_FILE)):
-            atomic_write(sweep_dir / table, lambda tmp: shutil.copyfile(source, tmp))
+            atomic_write(sweep_dir / table, lambda tmp, source=source: shutil.copyfile(source, tmp))
         return pq.read_table(sweep_dir / RUNS_FILE)
     runs, sources = _sources(sweep_dir)
     atomic_write(sweep_dir / TRACES_FILE, lambda tmp: _write_traces(tmp, sources))

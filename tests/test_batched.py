@@ -129,7 +129,7 @@ def test_batched_sweep_equals_the_same_jobs_run_alone(tmp_path, grid):
 
 
 def test_a_sweep_of_one_chunk_takes_its_files_as_the_tables(tmp_path, monkeypatch):
-    import runner.sweep as sweep
+    from runner import sweep
 
     run_jobs(jobs_of(GRIDS["momentum"]), tmp_path)
     (part,) = (tmp_path / PARTS_DIR).glob("*.traces.parquet")
@@ -268,7 +268,7 @@ def test_a_large_grid_runs_in_chunks_of_at_most_chunk_size(tmp_path, monkeypatch
 def test_the_sweep_tables_are_written_a_file_at_a_time(tmp_path, monkeypatch):
     import pyarrow as pa
 
-    import runner.sweep as sweep
+    from runner import sweep
 
     configs = [config(lr=lr, max_iter=30, tol=0.0, **{"optimizer.momentum": m})
                for lr in (0.5, 1, 2, 3) for m in (0.0, 0.5)]  # fmt: skip

@@ -79,6 +79,7 @@ class _Shape:
             config = _with(config, *self.value(override))
         return config
 
+
 def _interpolations(node: Any, path: tuple = ()):
     """``(path, text)`` of every string in a plain container that OmegaConf would resolve."""
     if isinstance(node, dict):
@@ -191,7 +192,8 @@ class SweepComposer:
         if subdir != OVERRIDE_DIRNAME:
             return None
         lines = [self._parse(line) for line in OmegaConf.to_container(self.master.hydra.overrides.task)]
-        return frozenset(o.input_line for o in lines if not o.is_sweep_override() and self._is_group((), o.key_or_group))
+        choices = [o for o in lines if not o.is_sweep_override() and self._is_group((), o.key_or_group)]
+        return frozenset(o.input_line for o in choices)
 
     def _split(self, overrides: list[str]):
         """``(shape key, value overrides, app overrides)``, or None when the job must be composed in full."""
@@ -225,7 +227,8 @@ class SweepComposer:
             base = copy.deepcopy(self.master)
         else:
             try:
-                base = self.loader.load_sweep_config(self.master, [line for line in overrides if line not in value_lines])
+                options = [line for line in overrides if line not in value_lines]
+                base = self.loader.load_sweep_config(self.master, options)
             except Exception:  # let the full composition raise its own error
                 self._shapes[key] = None
                 return None
@@ -292,6 +295,7 @@ class SweepComposer:
 
     @staticmethod
     def _composed(shape: _Shape, values: list[Override], subdir: str) -> ComposedJob:
+        """The job with the value overrides ``values``, in the folder ``subdir``."""
         unresolved = shape.unresolved(values)
         resolved = _resolved(unresolved, shape.references)
         if resolved is None:  # an interpolation only OmegaConf resolves: the job's values in the shared config
