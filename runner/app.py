@@ -89,7 +89,13 @@ class SweepEnd(Callback):
         self.figures = figures
 
     def on_multirun_end(self, config, **kwargs) -> None:
-        counts = finish_sweep(Path(config.hydra.sweep.dir), figures=self.figures)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            counts = finish_sweep(sweep_dir, figures=self.figures)
+        except Exception as err:  # Hydra would only warn and exit 0: say it, and fail the command
+            print(f"error: the sweep's tables were not written ({type(err).__name__}: {err}); its runs are in "
+                  f"{sweep_dir}", file=sys.stderr, flush=True)  # fmt: skip
+            sys.exit(EXIT_FAILED)
         if counts["failed"] or counts["interrupted"]:
             sys.exit(EXIT_FAILED)
 

@@ -1020,7 +1020,9 @@ def heatmap_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
     """
     if MOMENTUM not in runs.columns or "lr" not in runs.columns:
         return None
-    grid_runs = runs[_column(runs, "lr").notna() & _column(runs, MOMENTUM).notna()]
+    # Cells need numbers: a failed run's lr=abc turns the column to text, and has no cell.
+    lr, momentum = (pd.to_numeric(runs[key], errors="coerce") for key in ("lr", MOMENTUM))
+    grid_runs = runs.assign(**{"lr": lr, MOMENTUM: momentum})[lr.notna() & momentum.notna()]
     keys = swept_keys(grid_runs)
     if not {"lr", MOMENTUM} <= set(keys):
         return None

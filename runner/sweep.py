@@ -71,7 +71,43 @@ def _concat(tables: list[pa.Table]) -> pa.Table | None:
     # "permissive" unifies schemas across runs: a column one optimizer lacks becomes null,
     # and an int column meets a float one (lr=1 beside lr=0.5) as float.
     tables = [t for t in tables if t is not None]
-    return pa.concat_tables(tables, promote_options="permissive") if tables else None
+    if not tables:
+        return None
+    text = _clashes([t.schema for t in tables])
+    return pa.concat_tables([_as_text(t, text) for t in tables], promote_options="permissive")
+
+
+def _clashes(schemas: list[pa.Schema]) -> dict[str, pa.DataType]:
+    """Columns whose types no promotion unifies (numbers beside text: a failed run's ``lr=abc``),
+    each with the text type it is kept as, so that every run stays in the table."""
+    types: dict[str, list[pa.DataType]] = {}
+    for schema in schemas:
+        for field in schema:
+            types.setdefault(field.name, []).append(field.type)
+    clashes = {}
+    for name, seen in types.items():
+        try:
+            pa.unify_schemas([pa.schema([pa.field(name, t)]) for t in seen], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            clashes[name] = _TEXT if any(pa.types.is_dictionary(t) for t in seen) else pa.string()
+    return clashes
+
+
+def _as_text(table: pa.Table, text: dict[str, pa.DataType]) -> pa.Table:
+    for name, type_ in text.items():
+        if name in table.column_names:
+            i = table.column_names.index(name)
+            table = table.set_column(i, name, _cast(table.column(i), type_))
+    return table
+
+
+def _cast(column, type_: pa.DataType):
+    """``column`` as ``type_``; numbers become text as pyarrow writes them (0.5 -> "0.5")."""
+    if column.type == type_:
+        return column
+    if type_ == _TEXT:
+        return column.cast(pa.string()).dictionary_encode() if not pa.types.is_null(column.type) else column.cast(type_)
+    return column.cast(type_)
 
 
 def _table(records: list[dict]) -> pa.Table | None:
@@ -79,7 +115,15 @@ def _table(records: list[dict]) -> pa.Table | None:
     if not records:
         return None
     keys = dict.fromkeys(key for record in records for key in record)
-    return pa.table({key: [record.get(key) for record in records] for key in keys})
+    return pa.table({key: _array([record.get(key) for record in records]) for key in keys})
+
+
+def _array(values: list) -> pa.Array:
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # numbers beside text (lr=abc): all of it as text
+        return pa.array([v if v is None or isinstance(v, str) else pa.scalar(v).cast(pa.string()).as_py()
+                         for v in values], pa.string())  # fmt: skip
 
 
 def _with_constants(table: pa.Table, **columns) -> pa.Table:
@@ -192,7 +236,10 @@ def _write_traces(path: Path, sources: list[_TraceSource]) -> None:
         pq.write_table(_no_traces(), path, store_schema=False)
         return
     # The columns of every source, in order of appearance; "permissive" as in _concat.
-    schema = pa.unify_schemas([source.schema() for source in sources], promote_options="permissive")
+    schemas = [source.schema() for source in sources]
+    text = _clashes(schemas)
+    schema = pa.unify_schemas([pa.schema([f.with_type(text.get(f.name, f.type)) for f in s]) for s in schemas],
+                              promote_options="permissive")  # fmt: skip
     pending, rows = [], 0
     with pq.ParquetWriter(path, schema, store_schema=False) as writer:
         for source in sources:
@@ -213,8 +260,7 @@ def _aligned(table: pa.Table, schema: pa.Schema) -> pa.Table:
         if field.name not in table.column_names:
             columns.append(pa.nulls(table.num_rows, field.type))
             continue
-        column = table.column(field.name)
-        columns.append(column if column.type == field.type else column.cast(field.type))
+        columns.append(_cast(table.column(field.name), field.type))
     return pa.Table.from_arrays(columns, schema=schema)
 
 

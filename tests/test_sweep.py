@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from omegaconf import OmegaConf
 
 import runner
 from runner.store import atomic_write
@@ -93,6 +94,35 @@ def test_a_failing_and_a_diverging_job_do_not_stop_the_sweep(tmp_path):
     assert set(traces["lr"]) == {0.1, 20.0}  # the failed run has no trace
     diverged = traces[traces["lr"] == 20.0]
     assert not np.isfinite(diverged["f"].iloc[-1]) and diverged["status"].iloc[0] == "diverged"
+
+
+@pytest.mark.parametrize("launcher", ["basic", "batched"])
+def test_a_value_of_the_wrong_type_keeps_every_run_in_the_tables(tmp_path, launcher):
+    sweep_dir = tmp_path / "s"
+    done = sweep(f"hydra/launcher={launcher}", "lr=0.1,0.5,abc", "optimizer=momentum", "optimizer.momentum=0,0.9",
+                 "max_iter=50", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1, done.stderr  # the failed jobs fail the command
+    assert f"sweep: 6 runs: 4 max_iter, 2 failed  ({sweep_dir})" in done.stdout
+    runs = runner.load_runs(sweep_dir)  # lr kept as text: it holds a number and a word
+    assert sorted(zip(runs["lr"], runs["status"])) == [("0.1", "max_iter")] * 2 + [("0.5", "max_iter")] * 2 + [
+        ("abc", "failed")] * 2  # fmt: skip
+    assert set(runs.loc[runs["lr"] == "abc", "error"]) == {"lr=abc: expected a number"}
+    assert set(pd.read_parquet(sweep_dir / "traces.parquet")["lr"]) == {0.1, 0.5}  # the failed runs have no trace
+    assert "not drawn" not in done.stdout and (sweep_dir / "figures" / "heatmap_lr_momentum.png").is_file()
+
+
+def test_the_sweep_fails_loudly_when_its_tables_cannot_be_written(tmp_path, monkeypatch, capsys):
+    from runner import app
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(app, "finish_sweep", broken)
+    with pytest.raises(SystemExit) as exit_:
+        app.SweepEnd().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    assert exit_.value.code == app.EXIT_FAILED
+    assert capsys.readouterr().err.strip() == (
+        f"error: the sweep's tables were not written (OSError: disk full); its runs are in {tmp_path}")  # fmt: skip
 
 
 def test_a_crashing_job_is_recorded_with_its_traceback(tmp_path):
