@@ -18,7 +18,7 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
-from hydra.errors import HydraException, MissingConfigException
+from hydra.errors import HydraException, InstantiationException, MissingConfigException
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -149,6 +149,8 @@ def one_line(err: Exception) -> str:
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
         group, _, option = err.missing_cfg_file.rpartition("/")
         return f"{group}={option}: expected one of {', '.join(err.options)}"
+    if isinstance(err, InstantiationException) and isinstance(err.__cause__, ValueError):
+        return str(err.__cause__)  # a plugin's own check of its settings (hydra.launcher.chunk_size=0)
     cause = err.__cause__
     if isinstance(cause, OmegaConfBaseException) and cause.full_key and cause.parent_node is not None:
         keys = [k for k in cause.parent_node.keys() if not str(k).startswith("_") and k != "hydra"]

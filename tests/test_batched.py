@@ -439,6 +439,14 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=180)  # fmt: skip
 
 
+@pytest.mark.parametrize("setting, allowed", [("hydra.launcher.chunk_size=0", "an integer >= 1"),
+                                              ("hydra.launcher.compose=slow", "fast or exact")])  # fmt: skip
+def test_a_bad_launcher_setting_is_one_line(tmp_path, setting, allowed):
+    done = cli("hydra/launcher=batched", setting, "lr=0.1,0.2", f"hydra.sweep.dir={tmp_path / 's'}", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.strip() == f"error: {setting}: expected {allowed}"
+    assert not (tmp_path / "s").exists()  # nothing ran, nothing half-written
+
+
 def test_cli_batched_launcher_equals_basic_launcher(tmp_path):
     grid = ["lr=0.1,0.2", "optimizer=momentum", "optimizer.momentum=0,0.5"]
     for launcher in ("batched", "basic"):
