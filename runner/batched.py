@@ -46,12 +46,22 @@ from time import perf_counter
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from runner.errors import ConfigError
 from runner.loop import gradient_norm, minibatch_sampler, stop_reason
 from runner.optimizers import Optimizer
-from runner.run import build, build_optimizer, check_settings, config_columns, config_ids, registry_name, run
+from runner.run import (
+    FINAL_STATUSES,
+    build,
+    build_optimizer,
+    check_settings,
+    config_columns,
+    config_ids,
+    registry_name,
+    run,
+)
 from runner.store import atomic_write
 from runner.sweep import PARTS_DIR, RUNS_FILE, TRACES_FILE, run_record
 from runner.trace import traced_coordinates
@@ -308,13 +318,13 @@ def _batched_optimizer(cfgs: list[dict]) -> Optimizer:
     return build_optimizer({"optimizer": _batched_node([c["optimizer"] for c in cfgs]), "lr": cfgs[0].get("lr")})
 
 
-def _plan(jobs: Sequence[Job]) -> tuple[list[_Group], list[int]]:
-    """Split the jobs into batches and the jobs that run one by one."""
+def _plan(jobs: Sequence[Job], todo: Sequence[int]) -> tuple[list[_Group], list[int]]:
+    """Split jobs ``todo`` into batches and the jobs that run one by one."""
     objectives: dict[str, object] = {}
     groups: dict[str, list[tuple[int, dict]]] = {}
     alone: list[int] = []
-    for i, job in enumerate(jobs):
-        cfg = job.config
+    for i in todo:
+        cfg = jobs[i].config
         try:
             settings = check_settings(cfg)
             objective = _cached_objective(objectives, cfg["objective"])
@@ -514,6 +524,39 @@ def _write_part(sweep_dir: Path, name: str, runs: list[pa.Table], traces: list[p
 # ----------------------------------------------------------------------------- the sweep
 
 
+def _earlier_runs(sweep_dir: Path) -> tuple[dict, set]:
+    """What earlier launches left in the sweep's chunk files: the outcome of each finished run by
+    ``(job, config_hash)``, and the jobs whose run did not finish (interrupted)."""
+    finished, unfinished = {}, set()
+    for path in sorted((sweep_dir / PARTS_DIR).glob(f"*.{RUNS_FILE}")):
+        for row in pq.read_table(path, columns=["job", "config_hash", "status", "message", "f"]).to_pylist():
+            if row["status"] in FINAL_STATUSES:
+                finished[(row["job"], row["config_hash"])] = {k: row[k] for k in ("status", "message", "f")}
+            else:
+                unfinished.add(row["job"])
+    return finished, unfinished
+
+
+def _drop_runs(sweep_dir: Path, jobs: set[str]) -> None:
+    """Take the unfinished runs of ``jobs`` out of the chunk files that hold them: they run again."""
+    if not jobs:
+        return
+    for runs_path in sorted((sweep_dir / PARTS_DIR).glob(f"*.{RUNS_FILE}")):
+        runs = pq.read_table(runs_path)
+        drop = pc.and_(pc.is_in(runs["job"], pa.array(sorted(jobs))),
+                       pc.invert(pc.is_in(runs["status"], pa.array(FINAL_STATUSES))))  # fmt: skip
+        if not pc.any(drop).as_py():
+            continue
+        traces_path = runs_path.with_name(runs_path.name[: -len(RUNS_FILE)] + TRACES_FILE)
+        traces = pq.read_table(traces_path)
+        dropped = runs.filter(drop)["run_id"].combine_chunks()
+        traces = traces.filter(pc.invert(pc.is_in(traces["run_id"], value_set=dropped)))
+        # The runs file first: should the traces file not follow, a dropped run's rows are left
+        # without their run, never a run that is kept without its rows.
+        atomic_write(runs_path, lambda tmp, runs=runs.filter(pc.invert(drop)): pq.write_table(runs, tmp))
+        atomic_write(traces_path, lambda tmp, traces=traces: pq.write_table(traces, tmp, store_schema=False))
+
+
 def _run_alone(sweep_dir: Path):
     def fallback(job: Job) -> dict:
         return run(job.config, sweep_dir / job.name)
@@ -529,15 +572,21 @@ def run_jobs(
     max_chunk_bytes: int = MAX_CHUNK_BYTES,
     fallback: Callable[[int, Job], object] | None = None,
     part_prefix: str = "batch",
+    resume: bool = True,
 ) -> list:
     """Run every job of a sweep: batched where they share an objective and an optimizer, alone otherwise.
 
-    Writes ``sweep_dir/parts/<part_prefix>-<k>.{runs,traces}.parquet`` for the batched jobs;
-    ``fallback(i, job)`` runs job i alone (default: :func:`runner.run.run` into
-    ``sweep_dir/<job.name>``). Returns one entry per job, in order: for a batched job
+    Writes ``sweep_dir/parts/<part_prefix>-<launch>-<k>.{runs,traces}.parquet`` for the
+    batched jobs, ``<launch>`` new for every call, so that nothing an earlier launch wrote
+    is overwritten; ``fallback(i, job)`` runs job i alone (default: :func:`runner.run.run`
+    into ``sweep_dir/<job.name>``). Returns one entry per job, in order: for a batched job
     ``{"status", "message", "f", "job", "batched": True}``, for the others what
     ``fallback`` returned. Ctrl-C writes the chunk in progress (its running configs
     ``interrupted``) and raises KeyboardInterrupt.
+
+    With ``resume``, as a sweep run again into its folder: a job that an earlier launch
+    finished (same folder name, same config hash) is not run again (its entry has
+    ``"skipped": True``), and one it left interrupted is taken out of its chunk files and run.
     """
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ConfigError("chunk_size", chunk_size, "an integer >= 1")
@@ -546,8 +595,18 @@ def run_jobs(
         run_alone = _run_alone(sweep_dir)
         fallback = lambda i, job: run_alone(job)  # noqa: E731
     outcomes: list = [None] * len(jobs)
-    groups, alone = _plan(jobs)
-    ids = {}
+    ids = {i: (job.config_hash, job.config_id) if job.config_id else config_ids(job.config, job.config)
+           for i, job in enumerate(jobs)}  # fmt: skip
+    finished, unfinished = _earlier_runs(sweep_dir) if resume else ({}, set())
+    todo = []
+    for i, job in enumerate(jobs):
+        if (earlier := finished.get((job.name, ids[i][0]))) is not None:
+            outcomes[i] = {**earlier, "job": job.name, "batched": True, "skipped": True}
+        else:
+            todo.append(i)
+    _drop_runs(sweep_dir, {jobs[i].name for i in todo} & unfinished)
+    groups, alone = _plan(jobs, todo)
+    launch = f"{time.strftime('%Y%m%d%H%M%S')}{uuid.uuid4().hex[:6]}"
     pending_runs: list[pa.Table] = []
     pending_traces: list[pa.Table] = []
     pending = 0
@@ -556,7 +615,7 @@ def run_jobs(
     def flush():
         nonlocal pending, part
         if pending:
-            _write_part(sweep_dir, f"{part_prefix}-{part:04d}", pending_runs, pending_traces)
+            _write_part(sweep_dir, f"{part_prefix}-{launch}-{part:04d}", pending_runs, pending_traces)
             pending_runs.clear()
             pending_traces.clear()
             pending, part = 0, part + 1
@@ -572,9 +631,6 @@ def run_jobs(
             if pending + len(indices) > size:
                 flush()
             chunk_jobs = [jobs[i] for i in indices]
-            for i in indices:
-                job = jobs[i]
-                ids[i] = (job.config_hash, job.config_id) if job.config_id else config_ids(job.config, job.config)
             settings = group.settings[members]
             optimizer = group.optimizer if len(indices) == len(group.indices) else _batched_optimizer(
                 [j.config for j in chunk_jobs])  # fmt: skip

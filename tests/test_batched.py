@@ -306,6 +306,57 @@ def test_the_sweep_tables_are_written_a_file_at_a_time(tmp_path, monkeypatch):
     assert pa.types.is_float64(table.schema.field("lr").type)  # lr=1 beside lr=0.5: promoted as in load()
 
 
+# ----------------------------------------------------------------------------- resume
+
+
+def test_a_sweep_run_again_into_its_folder_resumes_it(tmp_path):
+    import pyarrow as pa
+
+    first = jobs_of([config(lr=lr, max_iter=40) for lr in (0.5, 1.0, 2.0)])
+    run_jobs(first, tmp_path)
+    (runs_part,) = (tmp_path / PARTS_DIR).glob("*.runs.parquet")
+    # the run of lr=1.0 left unfinished, as Ctrl-C leaves it
+    runs = pq.read_table(runs_part)
+    status = pa.array(["interrupted" if job == "job=001" else s for job, s in zip(runs["job"].to_pylist(),
+                                                                               runs["status"].to_pylist())])  # fmt: skip
+    pq.write_table(runs.set_column(runs.column_names.index("status"), "status", status), runs_part)
+    before = {p.name: p.read_bytes() for p in (tmp_path / PARTS_DIR).iterdir()}
+    kept = collect(tmp_path)[0].to_pandas().set_index("job")
+
+    again = first + [Job(config(lr=3.0, max_iter=40), "job=003")]  # the same sweep, one config more
+    outcomes = run_jobs(again, tmp_path)
+    assert [bool(o.get("skipped")) for o in outcomes] == [True, False, True, False]
+    assert outcomes[0]["status"] == kept.loc["job=000", "status"] and outcomes[0]["f"] == kept.loc["job=000", "f"]
+    runs, traces = (t.to_pandas() for t in collect(tmp_path))
+    assert sorted(runs["job"]) == ["job=000", "job=001", "job=002", "job=003"]  # each once
+    assert "interrupted" not in set(runs["status"])
+    finished = runs.set_index("job")
+    for job in ("job=000", "job=002"):  # not run again: the same run
+        assert finished.loc[job, "run_id"] == kept.loc[job, "run_id"]
+    assert finished.loc["job=001", "run_id"] != kept.loc["job=001", "run_id"]  # run again
+    assert traces.groupby("job")["run_id"].nunique().eq(1).all() and traces["job"].nunique() == 4
+    # the earlier chunk files: untouched but for the interrupted run taken out; the new chunk beside them
+    after = {p.name: p for p in (tmp_path / PARTS_DIR).iterdir()}
+    assert set(before) < set(after) and len(after) == 4
+    earlier_traces = runs_part.with_name(runs_part.name.replace("runs", "traces"))
+    assert sorted(pq.read_table(runs_part)["job"].to_pylist()) == ["job=000", "job=002"]
+    assert set(pq.read_table(earlier_traces)["job"].to_pylist()) == {"job=000", "job=002"}
+
+    assert all(o.get("skipped") for o in run_jobs(again, tmp_path))  # all done: nothing runs, nothing is written
+    assert {p.name for p in (tmp_path / PARTS_DIR).iterdir()} == set(after)
+
+
+def test_cli_batched_sweeps_into_one_folder_add_up(tmp_path):
+    out = tmp_path / "s"
+    for grid, line in (("lr=0.1,0.2", "batched: 2 of 2 runs"), ("lr=0.2,0.3", "batched: 1 of 2 runs")):
+        done = cli("hydra/launcher=batched", grid, f"hydra.sweep.dir={out}", "hydra.callbacks.sweep_end.figures=false",
+                   cwd=tmp_path)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert line in done.stdout
+    assert "1 done already (skipped)" in done.stdout
+    assert sorted(runner.load_runs(out)["lr"]) == [0.1, 0.2, 0.3]  # the first sweep's runs are kept
+
+
 # ----------------------------------------------------------------------------- the Hydra launcher
 
 

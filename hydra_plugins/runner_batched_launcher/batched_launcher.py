@@ -141,17 +141,19 @@ class BatchedLauncher(Launcher):
 
         task_name = JobRuntime.instance().get("name")
         returns: List[JobReturn] = []
-        batched = 0
+        batched = skipped = 0
         for overrides, outcome in zip(job_overrides, outcomes):
             if isinstance(outcome, JobReturn):
                 returns.append(outcome)
                 continue
-            batched += 1
+            skipped += bool(outcome.get("skipped"))
+            batched += not outcome.get("skipped")
             ret = JobReturn(overrides=list(overrides), working_dir=os.getcwd(), task_name=task_name,
                             status=JobStatus.COMPLETED)  # fmt: skip
             ret.return_value = _objective_value(outcome)
             returns.append(ret)
-        print(f"batched: {batched} of {len(jobs)} runs in {time.perf_counter() - start:.2f} s", flush=True)
+        done = f", {skipped} done already (skipped)" if skipped else ""
+        print(f"batched: {batched} of {len(jobs)} runs in {time.perf_counter() - start:.2f} s{done}", flush=True)
         return returns
 
 
