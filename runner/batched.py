@@ -526,25 +526,24 @@ def _write_part(sweep_dir: Path, name: str, runs: list[pa.Table], traces: list[p
 
 def _earlier_runs(sweep_dir: Path) -> tuple[dict, set]:
     """What earlier launches left in the sweep's chunk files: the outcome of each finished run by
-    ``(job, config_hash)``, and the jobs whose run did not finish (interrupted)."""
-    finished, unfinished = {}, set()
+    ``(job, config_hash)``, and every job that has a run there."""
+    finished, present = {}, set()
     for path in sorted((sweep_dir / PARTS_DIR).glob(f"*.{RUNS_FILE}")):
         for row in pq.read_table(path, columns=["job", "config_hash", "status", "message", "f"]).to_pylist():
+            present.add(row["job"])
             if row["status"] in FINAL_STATUSES:
                 finished[(row["job"], row["config_hash"])] = {k: row[k] for k in ("status", "message", "f")}
-            else:
-                unfinished.add(row["job"])
-    return finished, unfinished
+    return finished, present
 
 
 def _drop_runs(sweep_dir: Path, jobs: set[str]) -> None:
-    """Take the unfinished runs of ``jobs`` out of the chunk files that hold them: they run again."""
+    """Take the earlier runs of ``jobs`` out of the chunk files that hold them. They run again
+    (unfinished, or with another config), and as with a job folder, the new run replaces the old."""
     if not jobs:
         return
     for runs_path in sorted((sweep_dir / PARTS_DIR).glob(f"*.{RUNS_FILE}")):
         runs = pq.read_table(runs_path)
-        drop = pc.and_(pc.is_in(runs["job"], pa.array(sorted(jobs))),
-                       pc.invert(pc.is_in(runs["status"], pa.array(FINAL_STATUSES))))  # fmt: skip
+        drop = pc.is_in(runs["job"], pa.array(sorted(jobs)))
         if not pc.any(drop).as_py():
             continue
         traces_path = runs_path.with_name(runs_path.name[: -len(RUNS_FILE)] + TRACES_FILE)
@@ -586,7 +585,8 @@ def run_jobs(
 
     With ``resume``, as a sweep run again into its folder: a job that an earlier launch
     finished (same folder name, same config hash) is not run again (its entry has
-    ``"skipped": True``), and one it left interrupted is taken out of its chunk files and run.
+    ``"skipped": True``); one it left interrupted, or ran with another config, is taken out
+    of its chunk files and run again.
     """
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ConfigError("chunk_size", chunk_size, "an integer >= 1")
@@ -597,14 +597,14 @@ def run_jobs(
     outcomes: list = [None] * len(jobs)
     ids = {i: (job.config_hash, job.config_id) if job.config_id else config_ids(job.config, job.config)
            for i, job in enumerate(jobs)}  # fmt: skip
-    finished, unfinished = _earlier_runs(sweep_dir) if resume else ({}, set())
+    finished, earlier_jobs = _earlier_runs(sweep_dir) if resume else ({}, set())
     todo = []
     for i, job in enumerate(jobs):
         if (earlier := finished.get((job.name, ids[i][0]))) is not None:
             outcomes[i] = {**earlier, "job": job.name, "batched": True, "skipped": True}
         else:
             todo.append(i)
-    _drop_runs(sweep_dir, {jobs[i].name for i in todo} & unfinished)
+    _drop_runs(sweep_dir, {jobs[i].name for i in todo} & earlier_jobs)
     groups, alone = _plan(jobs, todo)
     launch = f"{time.strftime('%Y%m%d%H%M%S')}{uuid.uuid4().hex[:6]}"
     pending_runs: list[pa.Table] = []

@@ -80,10 +80,10 @@ def _concat(tables: list[pa.Table]) -> pa.Table | None:
 def _clashes(schemas: list[pa.Schema]) -> dict[str, pa.DataType]:
     """Columns whose types no promotion unifies (numbers beside text: a failed run's ``lr=abc``),
     each with the text type it is kept as, so that every run stays in the table."""
-    types: dict[str, list[pa.DataType]] = {}
+    types: dict[str, dict] = {}  # name -> its distinct types, in order
     for schema in schemas:
         for field in schema:
-            types.setdefault(field.name, []).append(field.type)
+            types.setdefault(field.name, {})[field.type] = None
     clashes = {}
     for name, seen in types.items():
         try:

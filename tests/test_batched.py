@@ -323,24 +323,26 @@ def test_a_sweep_run_again_into_its_folder_resumes_it(tmp_path):
     before = {p.name: p.read_bytes() for p in (tmp_path / PARTS_DIR).iterdir()}
     kept = collect(tmp_path)[0].to_pandas().set_index("job")
 
-    again = first + [Job(config(lr=3.0, max_iter=40), "job=003")]  # the same sweep, one config more
+    # the same sweep with job=002's config changed, and one config more
+    again = first[:2] + [Job(config(lr=2.0, max_iter=20), "job=002"), Job(config(lr=3.0, max_iter=40), "job=003")]
     outcomes = run_jobs(again, tmp_path)
-    assert [bool(o.get("skipped")) for o in outcomes] == [True, False, True, False]
+    assert [bool(o.get("skipped")) for o in outcomes] == [True, False, False, False]
     assert outcomes[0]["status"] == kept.loc["job=000", "status"] and outcomes[0]["f"] == kept.loc["job=000", "f"]
     runs, traces = (t.to_pandas() for t in collect(tmp_path))
     assert sorted(runs["job"]) == ["job=000", "job=001", "job=002", "job=003"]  # each once
     assert "interrupted" not in set(runs["status"])
     finished = runs.set_index("job")
-    for job in ("job=000", "job=002"):  # not run again: the same run
-        assert finished.loc[job, "run_id"] == kept.loc[job, "run_id"]
-    assert finished.loc["job=001", "run_id"] != kept.loc["job=001", "run_id"]  # run again
+    assert finished.loc["job=000", "run_id"] == kept.loc["job=000", "run_id"]  # not run again: the same run
+    for job in ("job=001", "job=002"):  # run again, the new run in place of the old
+        assert finished.loc[job, "run_id"] != kept.loc[job, "run_id"]
+    assert finished.loc["job=002", "iterations"] == 20
     assert traces.groupby("job")["run_id"].nunique().eq(1).all() and traces["job"].nunique() == 4
-    # the earlier chunk files: untouched but for the interrupted run taken out; the new chunk beside them
+    # the earlier chunk files: the runs done again taken out; the new chunk beside them
     after = {p.name: p for p in (tmp_path / PARTS_DIR).iterdir()}
     assert set(before) < set(after) and len(after) == 4
     earlier_traces = runs_part.with_name(runs_part.name.replace("runs", "traces"))
-    assert sorted(pq.read_table(runs_part)["job"].to_pylist()) == ["job=000", "job=002"]
-    assert set(pq.read_table(earlier_traces)["job"].to_pylist()) == {"job=000", "job=002"}
+    assert pq.read_table(runs_part)["job"].to_pylist() == ["job=000"]
+    assert set(pq.read_table(earlier_traces)["job"].to_pylist()) == {"job=000"}
 
     assert all(o.get("skipped") for o in run_jobs(again, tmp_path))  # all done: nothing runs, nothing is written
     assert {p.name for p in (tmp_path / PARTS_DIR).iterdir()} == set(after)
