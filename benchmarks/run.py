@@ -134,11 +134,15 @@ def _fresh(path: Path) -> Path:
 # ----------------------------------------------------------------------------- 2. loop overhead
 
 
+def _trace_columns(n: int, dim: int):
+    """Room for the rows the loop records (f, grad norm, nfev, time, x), allocated before the clock starts."""
+    return np.empty(n + 1), np.empty(n + 1), np.empty(n + 1, np.int64), np.empty(n + 1), np.empty((n + 1, dim))
+
+
 def bare_gd(objective, lr: float, n: int) -> float:
     """gd with the trace the loop records: f, grad norm, x, counts, time; no stopping rules."""
     x = np.array(objective.x0, dtype=float)
-    F, GN, NF, T = np.empty(n + 1), np.empty(n + 1), np.empty(n + 1, np.int64), np.empty(n + 1)
-    X = np.empty((n + 1, len(x)))
+    F, GN, NF, T, X = _trace_columns(n, len(x))
     value_and_grad = objective.value_and_grad
     start = perf_counter()
     for k in range(n + 1):
@@ -156,8 +160,7 @@ def bare_adam(objective, lr: float, n: int, b1=0.9, b2=0.999, eps=1e-8) -> float
     x = np.array(objective.x0, dtype=float)
     lower, upper = objective.lower, objective.upper
     m, v = np.zeros_like(x), np.zeros_like(x)
-    F, GN, NF, T = np.empty(n + 1), np.empty(n + 1), np.empty(n + 1, np.int64), np.empty(n + 1)
-    X = np.empty((n + 1, len(x)))
+    F, GN, NF, T, X = _trace_columns(n, len(x))
     value_and_grad = objective.value_and_grad
     start = perf_counter()
     for k in range(n + 1):

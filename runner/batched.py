@@ -40,7 +40,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
 
@@ -61,9 +61,10 @@ from runner.run import (
     config_ids,
     registry_name,
     run,
+    run_rng,
 )
 from runner.store import atomic_write
-from runner.sweep import PARTS_DIR, RUNS_FILE, TRACES_FILE, run_record
+from runner.sweep import PARTS_DIR, RUNS_FILE, TRACES_FILE, chunk_files, run_record
 from runner.trace import traced_coordinates
 
 CHUNK_SIZE = 1024
@@ -142,11 +143,6 @@ class BatchSamplers:
         start = self._next * self.batch_size
         self._next += 1
         return self._order[:, start : start + self.batch_size]
-
-
-def run_rng(seed: int) -> np.random.Generator:
-    """The minibatch generator :func:`runner.run.run` builds for ``seed``."""
-    return np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
 
 
 def minimize_batch(
@@ -295,8 +291,7 @@ class _Group:
     objective: object
     x0: list[np.ndarray]
     settings: list[dict]
-    optimizer: Optimizer | None = None
-    rngs: list | None = field(default=None, repr=False)
+    optimizer: Optimizer
 
 
 def _batched_node(nodes: list[dict]) -> dict:
@@ -336,16 +331,13 @@ def _plan(jobs: Sequence[Job], todo: Sequence[int]) -> tuple[list[_Group], list[
 
     batches: list[_Group] = []
     for members in groups.values():
-        members = _valid(jobs, members, alone)
-        for part in _buildable(jobs, members) if members else []:
-            first = part[0][1]["objective"]
-            try:
-                optimizer = _batched_optimizer([jobs[i].config for i, _ in part])
-            except Exception:
-                optimizer = None
+        optimizer = _batched_optimizer_or_none(jobs, members)
+        parts = [(members, optimizer)] if optimizer is not None else _buildable(jobs, _valid(jobs, members, alone))
+        for part, optimizer in parts:
             if not isinstance(optimizer, Optimizer):  # scipy (its own loop), or no batch of these builds
                 alone.extend(i for i, _ in part)
                 continue
+            first = part[0][1]["objective"]
             group = _Group(
                 indices=[i for i, _ in part],
                 objective=first,
@@ -353,9 +345,9 @@ def _plan(jobs: Sequence[Job], todo: Sequence[int]) -> tuple[list[_Group], list[
                 settings=[m["settings"] for _, m in part],
                 optimizer=optimizer,
             )
-            if group.optimizer.batch_size is not None:
+            if optimizer.batch_size is not None:
                 try:
-                    minibatch_sampler(first, group.optimizer, np.random.default_rng(0))
+                    minibatch_sampler(first, optimizer, np.random.default_rng(0))
                 except ConfigError:
                     alone.extend(group.indices)
                     continue
@@ -363,17 +355,20 @@ def _plan(jobs: Sequence[Job], todo: Sequence[int]) -> tuple[list[_Group], list[
     return batches, sorted(alone)
 
 
+def _batched_optimizer_or_none(jobs: Sequence[Job], members: list):
+    """The members' optimizer with arrays for the values that vary, or None when it does not build."""
+    try:
+        return _batched_optimizer([jobs[i].config for i, _ in members])
+    except Exception:
+        return None
+
+
 def _valid(jobs: Sequence[Job], members: list, alone: list[int]) -> list:
     """The members whose optimizer builds, as their lone runs would build it; the others go to ``alone``.
 
-    One build with arrays checks every value at once (the factories check each element);
-    only when it fails is each config built on its own, to find the ones that fail.
+    Called when the members' optimizer does not build with arrays: each config is built on
+    its own, to find the ones that fail.
     """
-    try:
-        _batched_optimizer([jobs[i].config for i, _ in members])
-        return members
-    except Exception:
-        pass
     valid = []
     for member in members:
         try:
@@ -384,27 +379,23 @@ def _valid(jobs: Sequence[Job], members: list, alone: list[int]) -> list:
     return valid
 
 
-def _buildable(jobs: Sequence[Job], members: list) -> list[list]:
-    """The members split so that each part's optimizer builds with arrays.
+def _buildable(jobs: Sequence[Job], members: list) -> list[tuple[list, object]]:
+    """The members split so that each part's optimizer builds with arrays: ``[(part, optimizer)]``,
+    the optimizer None for a part of one whose optimizer does not build.
 
     A key that varies as a count (``batch_size``) cannot be an array: split by the
     integer-valued keys, and past that run each config as a batch of one.
     """
-    cfgs = [jobs[i].config for i, _ in members]
-    try:
-        _batched_optimizer(cfgs)
-        return [members]
-    except Exception:
-        pass
-    if len(members) == 1:
-        return [members]
-    nodes = [c["optimizer"] for c in cfgs]
+    optimizer = _batched_optimizer_or_none(jobs, members) if members else None
+    if optimizer is not None or len(members) <= 1:
+        return [(members, optimizer)] if members else []
+    nodes = [jobs[i].config["optimizer"] for i, _ in members]
     counts = [k for k, v in nodes[0].items() if _is_number(v) and all(isinstance(n[k], int) for n in nodes)]
     parts: dict[str, list] = {}
     for member, node in zip(members, nodes):
         parts.setdefault(json.dumps([node[k] for k in counts]), []).append(member)
     if len(parts) == 1:
-        return [[m] for m in members]
+        return [p for member in members for p in _buildable(jobs, [member])]
     return [p for part in parts.values() for p in _buildable(jobs, part)]
 
 
@@ -528,7 +519,7 @@ def _earlier_runs(sweep_dir: Path) -> tuple[dict, set]:
     """What earlier launches left in the sweep's chunk files: the outcome of each finished run by
     ``(job, config_hash)``, and every job that has a run there."""
     finished, present = {}, set()
-    for path in sorted((sweep_dir / PARTS_DIR).glob(f"*.{RUNS_FILE}")):
+    for path in chunk_files(sweep_dir, RUNS_FILE):
         for row in pq.read_table(path, columns=["job", "config_hash", "status", "message", "f"]).to_pylist():
             present.add(row["job"])
             if row["status"] in FINAL_STATUSES:
@@ -541,7 +532,7 @@ def _drop_runs(sweep_dir: Path, jobs: set[str]) -> None:
     (unfinished, or with another config), and as with a job folder, the new run replaces the old."""
     if not jobs:
         return
-    for runs_path in sorted((sweep_dir / PARTS_DIR).glob(f"*.{RUNS_FILE}")):
+    for runs_path in chunk_files(sweep_dir, RUNS_FILE):
         runs = pq.read_table(runs_path)
         drop = pc.is_in(runs["job"], pa.array(sorted(jobs)))
         if not pc.any(drop).as_py():

@@ -188,7 +188,7 @@ def _sgd_rule(lr, momentum, dampening, weight_decay, nesterov):
         return SGDState(momentum_buffer=None)
 
     def update(grad, state, x):
-        g = grad if wd_c is None else grad + wd_c * x
+        g = _with_weight_decay(grad, x, wd_c)
         if not uses_momentum:
             # Plain gradient descent keeps no state, so the state passes through unchanged:
             # this is the hot path of every gd run.

@@ -450,7 +450,7 @@ class _Curve:
         """Not converged, and ended an order of magnitude above its start: blowing up, not yet overflowed."""
         if (self.runs["status"] == "converged").all() or not len(self.y) or not np.isfinite(self.y[-1]):
             return False
-        return self.y[-1] - self.y[0] > 9 * abs(self.y[0])
+        return _grew(self.y[0], self.y[-1])
 
     @property
     def wild(self) -> bool:
@@ -552,6 +552,11 @@ def _grid(n: int, *, ncols_max: int = 3, size=PANEL_SIZE, sharex=True, sharey=Tr
         elif i + ncols >= n:  # nothing drawn below it: it shows the x tick labels
             ax.xaxis.set_tick_params(labelbottom=True)
     return fig, flat[:n], ncols
+
+
+def _diverged_handle(label: str) -> Line2D:
+    """The legend entry of the diverged-run marker (:data:`DIVERGED_MARKER`)."""
+    return Line2D([], [], color="0.3", label=label, **{k: v for k, v in DIVERGED_MARKER.items() if k != "clip_on"})
 
 
 def _has_panel_below(i: int, n: int, ncols: int) -> bool:
@@ -669,8 +674,7 @@ def _convergence(traces, runs, layout: _Layout, x: str, *, label=None) -> Figure
 
     legend = [] if per_panel_legends else list(handles.values())
     if any(c.diverged_ids for c in every):
-        legend.append(Line2D([], [], color="0.3", **{k: v for k, v in DIVERGED_MARKER.items() if k != "clip_on"},
-                             label="diverged: last value on the plot"))  # fmt: skip
+        legend.append(_diverged_handle("diverged: last value on the plot"))
     if label is not name:
         legend.append(Line2D([], [], color="0.3", marker="o", ms=5, ls="none", label="reached tol"))
     legend += _not_drawn(layout, runs)
@@ -755,7 +759,8 @@ def _dims(traces: pd.DataFrame) -> dict[str, int]:
     cols = _x_columns(traces)
     if not cols:
         return {}
-    first = traces.drop_duplicates("run_id").set_index("run_id")[cols]
+    # Every trace starts at iteration 0: comparing integers spares hashing every row's run_id.
+    first = traces[traces["iteration"] == 0].drop_duplicates("run_id").set_index("run_id")[cols]
     return first.notna().sum(axis=1).to_dict()
 
 
@@ -801,7 +806,12 @@ def _wild(runs: pd.DataFrame, run_id: str, f: np.ndarray, x: np.ndarray) -> bool
     status = runs.loc[runs["run_id"] == run_id, "status"].iloc[0]
     if status == "diverged" or not (np.isfinite(f[-1]) and np.all(np.isfinite(x[-1]))):
         return True
-    return status != "converged" and f[-1] - f[0] > 9 * abs(f[0])
+    return status != "converged" and _grew(f[0], f[-1])
+
+
+def _grew(first: float, last: float) -> bool:
+    """Ended an order of magnitude above its start: blowing up, whether or not it has overflowed yet."""
+    return last - first > 9 * abs(first)
 
 
 def _one_line_per_colour(layout: _Layout) -> bool:
@@ -919,8 +929,7 @@ def paths_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
         Line2D([], [], marker="*", ms=14, color="black", mfc="white", mew=1.2, ls="none", label="x* (minimum)"),
     ]
     if any(g.startswith("diverged:") for ax in axes for g in (ln.get_gid() or "" for ln in ax.get_lines())):
-        legend.append(Line2D([], [], color="0.3", label="diverged or growing: where it leaves the view",
-                             **{k: v for k, v in DIVERGED_MARKER.items() if k != "clip_on"}))  # fmt: skip
+        legend.append(_diverged_handle("diverged or growing: where it leaves the view"))
     _legend(axes[min(ncols, len(axes)) - 1], legend + _not_drawn(layout, runs), _name(layout.hue))
     _suptitle(fig, _title(layout, _describe(layout.traced, skip=layout.swept) + "; iterate paths on contours of f"))
     return fig

@@ -94,6 +94,11 @@ def completed_summary(output_dir: Path, config_hash: str) -> dict | None:
     return None
 
 
+def run_rng(seed: int) -> np.random.Generator:
+    """A run's minibatch generator: a child of its seed, so that other draws from the seed stay apart."""
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+
+
 def check_settings(cfg: dict) -> dict:
     """The top-level run settings, validated: max_iter, tol, grad_tol, seed, trace.x."""
 
@@ -208,7 +213,6 @@ def run(cfg, output_dir: str | Path, *, progress=None, resume: bool = True) -> d
         solve = minimize_scipy if isinstance(optimizer, ScipyMethod) else minimize
         if not isinstance(optimizer, (Optimizer, ScipyMethod)):
             raise ConfigError("optimizer._target_", cfg["optimizer"].get("_target_"), "a factory returning an Optimizer")
-        rng = np.random.default_rng(np.random.SeedSequence(settings["seed"]).spawn(1)[0])
         result = solve(
             objective,
             optimizer,
@@ -216,7 +220,7 @@ def run(cfg, output_dir: str | Path, *, progress=None, resume: bool = True) -> d
             tol=settings["tol"],
             grad_tol=settings["grad_tol"],
             record_x=settings["record_x"],
-            rng=rng,
+            rng=run_rng(settings["seed"]),
             progress=progress,
         )
         write_trace(output_dir / TRACE_FILE, result, {"run_id": run_id, "config_id": config_id, **config_columns(cfg)})

@@ -19,6 +19,7 @@ import json
 import shutil
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,12 @@ def job_summaries(sweep_dir: Path) -> list[Path]:
         if not any(part.startswith(".") for part in relative) and PARTS_DIR not in relative[:1]:
             found.append(path)
     return found
+
+
+def chunk_files(sweep_dir: Path, table: str) -> list[Path]:
+    """The batched launcher's chunk files of ``table`` (:data:`RUNS_FILE` or :data:`TRACES_FILE`),
+    in name order; the runs and traces of one chunk share the name before it."""
+    return sorted((sweep_dir / PARTS_DIR).glob(f"*.{table}"))
 
 
 def run_record(summary: dict, job: str) -> dict:
@@ -146,15 +153,8 @@ def _is_text(type_: pa.DataType) -> bool:
 
 
 def _reading_schema(schema: pa.Schema) -> pa.Schema:
-    """The schema of a trace file as :func:`_read_trace` reads it: text dictionary-encoded."""
+    """A trace file's schema with its text columns dictionary-encoded."""
     return pa.schema([f.with_type(_TEXT) if _is_text(f.type) else f for f in schema])
-
-
-def _read_trace(path: Path) -> pa.Table:
-    """A trace file with its text columns dictionary-encoded."""
-    schema = _reading_schema(pq.read_schema(path))
-    text = [f.name for f in schema if f.type == _TEXT]
-    return pq.read_table(path, read_dictionary=text).cast(schema)
 
 
 @dataclass(frozen=True)
@@ -164,12 +164,18 @@ class _TraceSource:
     path: Path
     constants: tuple = ()  # ((name, value), ...)
 
+    @cached_property
+    def file_schema(self) -> pa.Schema:
+        """The file's columns as :meth:`read` reads them: text dictionary-encoded."""
+        return _reading_schema(pq.read_schema(self.path))
+
     def schema(self) -> pa.Schema:
-        fields = list(_reading_schema(pq.read_schema(self.path)))
-        return pa.schema(fields + [pa.field(name, _TEXT) for name, _ in self.constants])
+        return pa.schema(list(self.file_schema) + [pa.field(name, _TEXT) for name, _ in self.constants])
 
     def read(self) -> pa.Table:
-        return _with_constants(_read_trace(self.path), **dict(self.constants))
+        text = [f.name for f in self.file_schema if f.type == _TEXT]
+        table = pq.read_table(self.path, read_dictionary=text).cast(self.file_schema)
+        return _with_constants(table, **dict(self.constants))
 
 
 def collect(sweep_dir: str | Path) -> tuple[pa.Table, pa.Table]:
@@ -193,8 +199,8 @@ def _sources(sweep_dir: Path) -> tuple[pa.Table, list[_TraceSource]]:
         trace_path = path.parent / TRACE_FILE
         if summary.get("trace_file") and trace_path.is_file():
             traces.append(_TraceSource(trace_path, (("status", summary["status"]), ("job", job))))
-    runs_parts = [pq.read_table(p) for p in sorted((sweep_dir / PARTS_DIR).glob(f"*.{RUNS_FILE}"))]
-    traces += [_TraceSource(p) for p in sorted((sweep_dir / PARTS_DIR).glob(f"*.{TRACES_FILE}"))]
+    runs_parts = [pq.read_table(p) for p in chunk_files(sweep_dir, RUNS_FILE)]
+    traces += [_TraceSource(p) for p in chunk_files(sweep_dir, TRACES_FILE)]
     runs = _concat([_table(records), *runs_parts])
     if runs is None:
         raise FileNotFoundError(f"no runs below {sweep_dir}: expected <job>/{SUMMARY_FILE} or {PARTS_DIR}/*.{RUNS_FILE}")
@@ -266,8 +272,7 @@ def _aligned(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 def _single_chunk(sweep_dir: Path) -> tuple[Path, Path] | None:
     """``(traces, runs)`` chunk files when they hold every run of the sweep, else None."""
-    traces = sorted((sweep_dir / PARTS_DIR).glob(f"*.{TRACES_FILE}"))
-    runs = sorted((sweep_dir / PARTS_DIR).glob(f"*.{RUNS_FILE}"))
+    traces, runs = chunk_files(sweep_dir, TRACES_FILE), chunk_files(sweep_dir, RUNS_FILE)
     if len(traces) == len(runs) == 1 and traces[0].name[: -len(TRACES_FILE)] == runs[0].name[: -len(RUNS_FILE)]:
         return None if job_summaries(sweep_dir) else (traces[0], runs[0])
     return None
