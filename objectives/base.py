@@ -17,6 +17,9 @@ from runner.errors import ConfigError
 
 ValueAndGrad = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray]"]
 MinibatchValueAndGrad = Callable[[np.ndarray, np.ndarray], "tuple[np.ndarray, np.ndarray]"]
+# What an ``x0`` argument takes (the config check reads it): a list of numbers, a number for
+# a 1-D problem, or None for the objective's default.
+StartingPoint = list[float] | float | None
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,8 +83,11 @@ def as_x0(x0, default: np.ndarray, *, key: str = "objective.x0") -> np.ndarray:
     if x0 is None:
         return np.array(default, dtype=float)
     try:
-        x = np.atleast_1d(np.asarray(list(x0) if not np.isscalar(x0) else x0, dtype=float))
-    except (TypeError, ValueError):
+        raw = np.asarray(list(x0) if not np.isscalar(x0) else x0)
+        if raw.dtype.kind not in "iuf":  # true/false, text, or integers past int64 are not coordinates
+            raise TypeError(raw.dtype)
+        x = np.atleast_1d(raw.astype(float))
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(key, x0, f"a list of {len(default)} numbers") from None
     if x.ndim != 1 or x.shape[0] != len(default):
         raise ConfigError(key, x0, f"a list of {len(default)} numbers (got {x.size})")
@@ -113,6 +119,7 @@ def check_real(value, key: str, *, minimum: float = -np.inf) -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float, np.integer, np.floating))
+        or (isinstance(value, int) and not -(2**63) <= value < 2**63)  # past int64: no table stores it
         or not np.isfinite(value)
         or value < minimum
     ):

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from objectives.base import Objective, as_x0, check_positive_int, check_real
+from objectives.base import Objective, StartingPoint, as_x0, check_positive_int, check_real
 from objectives.data import load_xy, minibatch_estimator
 
 
-def least_squares(m=100, n=10, noise=0.1, data=None, target="y", x0=None, seed=0) -> Objective:
+def least_squares(m=100, n=10, noise=0.1, data=None, target="y", x0: StartingPoint = None, seed=0) -> Objective:
     """f(theta) = ||A theta - b||^2 on synthetic or user data (notes eq. 2.3).
 
     Args:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from objectives.base import Objective, as_x0
+from objectives.base import Objective, StartingPoint, as_x0
 
 # The global minimiser, the root of f' near -4.48 computed to 40 digits
 # (mpmath.findroot) and rounded to the nearest double; f at it, likewise.
@@ -20,7 +20,7 @@ X_STAR = -4.4802684803736428
 F_STAR = -47.074790099636495
 
 
-def quartic(x0=None) -> Objective:
+def quartic(x0: StartingPoint = None) -> Objective:
     """f(x) = x^4 + 7x^3 + 5x^2 - 17x + 3 on R (notes eq. 2.4).
 
     Args:

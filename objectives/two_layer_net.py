@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from objectives.base import Objective, as_x0, check_positive_int, check_real
+from objectives.base import Objective, StartingPoint, as_x0, check_positive_int, check_real
 from objectives.data import load_xy, minibatch_estimator
 
 
-def two_layer_net(m=200, n=5, p=16, noise=0.1, data=None, target="y", x0=None, seed=0) -> Objective:
+def two_layer_net(m=200, n=5, p=16, noise=0.1, data=None, target="y", x0: StartingPoint = None, seed=0) -> Objective:
     """Squared loss of a one-hidden-layer ReLU net on synthetic or user data.
 
     Args:

@@ -56,7 +56,7 @@ from runner.run import (
     FINAL_STATUSES,
     build,
     build_optimizer,
-    check_settings,
+    check_config,
     config_columns,
     config_ids,
     registry_name,
@@ -321,7 +321,7 @@ def _plan(jobs: Sequence[Job], todo: Sequence[int]) -> tuple[list[_Group], list[
     for i in todo:
         cfg = jobs[i].config
         try:
-            settings = check_settings(cfg)
+            settings = check_config(cfg)  # a bad value: its lone run records the same failure
             objective = _cached_objective(objectives, cfg["objective"])
             key = group_key(cfg, settings["record_x"])
         except Exception:  # its lone run records the failure

@@ -85,8 +85,11 @@ def _number(value, key: str) -> np.ndarray:
     if isinstance(value, bool) or value is None:
         raise ConfigError(key, value, "a number")
     try:
-        array = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
+        array = np.asarray(value)
+        if array.dtype.kind not in "iuf":  # true/false, text ("0.1"), or integers past int64
+            raise TypeError(array.dtype)
+        array = array.astype(float)
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(key, value, "a number") from None
     if not np.all(np.isfinite(array)):
         raise ConfigError(key, value, "a finite number")
@@ -366,7 +369,7 @@ def adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False)
 # ----------------------------------------------------------------------------- scipy
 
 
-def scipy(method=None, options=None):
+def scipy(method: str | None = None, options: dict | None = None):
     """``scipy.optimize.minimize`` with any of its methods; see :mod:`runner.scipy_minimize`.
 
     ``options`` go to scipy as ``options=``; the runner's ``max_iter`` is its

@@ -7,8 +7,6 @@ it takes a plain mapping (or an OmegaConf config) and never imports Hydra.
 from __future__ import annotations
 
 import hashlib
-import importlib
-import inspect
 import json
 import math
 import sys
@@ -25,6 +23,7 @@ from runner.loop import minimize
 from runner.optimizers import Optimizer
 from runner.scipy_minimize import ScipyMethod, minimize_scipy
 from runner.store import SUMMARY_FILE, TRACE_FILE, package_versions, read_summary, write_summary, write_trace
+from runner.validate import check_node, check_structure, factory_of, fits_int64
 
 # A run that ended in one of these is a result; failed and interrupted runs are run again on resume.
 FINAL_STATUSES = ("converged", "max_iter", "diverged")
@@ -35,22 +34,12 @@ PROGRESS_AFTER_S = 2.0
 def build(node: Mapping, group: str):
     """Call the factory named by ``node["_target_"]`` with the node's other keys.
 
-    A key the factory does not take is an error naming the keys it does take.
+    A key the factory does not take is an error naming the keys it does take. The values'
+    types are :func:`check_config`'s: here they may be arrays (a batch of configs).
     """
-    target = node.get("_target_")
-    if not isinstance(target, str) or "." not in target:
-        raise ConfigError(f"{group}._target_", target, "a dotted path to a factory, e.g. objectives.quartic")
-    module_name, _, attr = target.rpartition(".")
-    try:
-        factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as err:
-        raise ConfigError(f"{group}._target_", target, f"an importable factory ({err})") from None
+    factory = factory_of(node, group)
     kwargs = {k: v for k, v in node.items() if k != "_target_"}
-    accepted = inspect.signature(factory).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
-    for key, value in kwargs.items():
-        if key not in accepted and not takes_any:
-            raise ConfigError(f"{group}.{key}", value, f"a key {attr} takes: {', '.join(accepted) or 'none'}")
+    check_node(node, group, types=False)
     return factory(**kwargs)
 
 
@@ -99,12 +88,28 @@ def run_rng(seed: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
 
 
+def check_config(cfg: dict) -> dict:
+    """Every check that needs no work, in the order a user reads the config; returns :func:`check_settings`.
+
+    Unknown keys (``+max_iters=5``), values of the wrong type (``lr=[0.1]``, ``objective.x0=[true,false]``,
+    ``optimizer.options=abc``), integers past int64, then the run settings and the learning rate
+    of an optimizer that takes none. :func:`runner.run.run` and the batched planner call it first,
+    so a bad job fails with the same line under every launcher and costs no other job.
+    """
+    check_structure(cfg)
+    settings = check_settings(cfg)
+    check_lr(cfg)
+    return settings
+
+
 def check_settings(cfg: dict) -> dict:
     """The top-level run settings, validated: max_iter, tol, grad_tol, seed, trace.x."""
 
     def number(key, ok, allowed, integer=False):
         value = cfg.get(key)
         is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if is_number and isinstance(value, int) and not fits_int64(value):
+            raise ConfigError(key, value, f"{allowed} (an integer must fit int64)")
         if not is_number or (integer and not float(value).is_integer()) or not ok(value):
             raise ConfigError(key, value, allowed)
         return int(value) if integer else float(value)
@@ -121,11 +126,16 @@ def check_settings(cfg: dict) -> dict:
     }
 
 
-def build_optimizer(cfg: dict):
-    node = dict(cfg["optimizer"])
+def check_lr(cfg: dict) -> None:
+    """A learning rate is null for an optimizer that takes none (scipy): it would be ignored."""
+    node = cfg["optimizer"]
     if "lr" not in node and cfg.get("lr") is not None:
         raise ConfigError("lr", cfg["lr"], f"null: optimizer {registry_name(node)} takes no learning rate")
-    return build(node, "optimizer")
+
+
+def build_optimizer(cfg: dict):
+    check_lr(cfg)
+    return build(cfg["optimizer"], "optimizer")
 
 
 def config_columns(cfg: dict) -> dict:
@@ -207,7 +217,7 @@ def run(cfg, output_dir: str | Path, *, progress=None, resume: bool = True) -> d
         "optimizer": registry_name(cfg.get("optimizer") or {}),
     }
     try:
-        settings = check_settings(cfg)
+        settings = check_config(cfg)
         objective = build(cfg["objective"], "objective")
         optimizer = build_optimizer(cfg)
         solve = minimize_scipy if isinstance(optimizer, ScipyMethod) else minimize

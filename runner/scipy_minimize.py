@@ -57,6 +57,8 @@ def scipy_method(method: str | None = None, options: dict | None = None) -> Scip
         if not isinstance(method, str) or method.lower() not in _CANONICAL:
             raise ConfigError("optimizer.method", method, "one of " + ", ".join(METHODS))
         method = _CANONICAL[method.lower()]
+    if options is not None and not isinstance(options, dict):
+        raise ConfigError("optimizer.options", options, "a mapping of scipy's options, e.g. {gtol: 1e-8}")
     options = dict(options or {})
     if "maxiter" in options:
         raise ConfigError("optimizer.options.maxiter", options["maxiter"], "the top-level max_iter key instead")

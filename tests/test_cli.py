@@ -67,6 +67,10 @@ def test_two_runs_in_the_same_second_get_their_own_folders(tmp_path):
         (["lr=-0.1"], "lr=-0.1: expected a number > 0"),
         (["optimizer=scipy", "optimizer.method=Adamax"], "optimizer.method=Adamax: expected one of Nelder-Mead"),
         (["objective.x0=[1,2,3]"], "objective.x0=[1, 2, 3]: expected a list of 2 numbers (got 3)"),
+        (["max_iter=100000000000000000000"],
+         "max_iter=100000000000000000000: expected an integer >= 0 (an integer must fit int64)"),
+        (["+max_iters=5"], "max_iters=5: expected a known key: did you mean max_iter? (keys: objective, optimizer"),
+        (["optimizer=scipy", "optimizer.options=abc"], "optimizer.options=abc: expected a mapping (name: value)"),
     ],
 )
 def test_bad_input_exits_with_one_line(tmp_path, overrides, message):
@@ -133,6 +137,42 @@ def test_bad_input_is_a_failed_run_with_a_one_line_error(compose_cfg, tmp_path, 
     assert message in summary["error"] and "\n" not in summary["error"]
     assert summary["traceback"] is None
     assert not (tmp_path / "trace.parquet").exists()
+
+
+# Values that looked fine until the run (an overflow after the optimisation, a numpy TypeError, a
+# key silently ignored, true/false read as 1/0): each is refused before any work.
+BAD_VALUES = [
+    (["max_iter=100000000000000000000"],
+     "max_iter=100000000000000000000: expected an integer >= 0 (an integer must fit int64)"),
+    (["objective.a=100000000000000000000"],
+     "objective.a=100000000000000000000: expected a finite number (an integer must fit int64)"),
+    (["lr=[0.1]"], "lr=[0.1]: expected a finite number or null"),
+    (["optimizer=momentum", "optimizer.momentum=[0.5]"], "optimizer.momentum=[0.5]: expected a finite number"),
+    (["optimizer=adam", "optimizer.betas=0.9"], "optimizer.betas=0.9: expected a list of 2 finite numbers"),
+    (["optimizer=rmsprop", "optimizer.centered=1"], "optimizer.centered=1: expected true or false"),
+    (["+foo=1"], "foo=1: expected a known key (keys: objective, optimizer, lr, max_iter, tol, grad_tol, seed, trace)"),
+    (["+max_iters=5"], "max_iters=5: expected a known key: did you mean max_iter? (keys: objective, optimizer, lr, "
+                       "max_iter, tol, grad_tol, seed, trace)"),
+    (["objective.x0=[true,false]"],
+     "objective.x0=[True, False]: expected a list of finite numbers, a finite number or null"),
+    (["optimizer=scipy", "optimizer.options=abc"], "optimizer.options=abc: expected a mapping (name: value) or null"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("overrides, message", BAD_VALUES)
+def test_a_bad_value_is_refused_before_any_work(compose_cfg, tmp_path, monkeypatch, overrides, message):
+    import importlib
+
+    module = importlib.import_module("runner.run")  # the module: ``runner.run`` is the function
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("built or ran a config with a bad value")
+
+    for name in ("build", "build_optimizer", "minimize", "minimize_scipy"):
+        monkeypatch.setattr(module, name, no_work)
+    summary = run(compose_cfg(*overrides), tmp_path)
+    assert summary["status"] == "failed" and summary["error"] == message
+    assert summary["traceback"] is None and not (tmp_path / "trace.parquet").exists()
 
 
 @pytest.mark.parametrize("problem", ["nan", "text", "empty"])

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from runner.app import config_dir
+from runner.errors import ConfigError
 from runner.optimizers import Optimizer
-from runner.run import build, build_optimizer
+from runner.run import build, build_optimizer, check_config
 from runner.scipy_minimize import ScipyMethod
+from runner.validate import TOP_LEVEL_KEYS, expectations
 
 CONF = Path(config_dir())
 OBJECTIVES = sorted(p.stem for p in (CONF / "objective").glob("*.yaml"))
@@ -48,3 +50,112 @@ def test_top_level_lr_reaches_every_gradient_optimizer(compose_cfg):
 def _factory(node):
     module, _, attr = node["_target_"].rpartition(".")
     return getattr(__import__(module, fromlist=[attr]), attr)
+
+
+# ----------------------------------------------------------------------------- what a config may hold
+
+
+def test_the_known_top_level_keys_are_those_of_the_configs(compose_cfg):
+    """conf/config.yaml's keys, and no preset adds another (they are ``# @package _global_``)."""
+    import yaml
+
+    root = yaml.safe_load((CONF / "config.yaml").read_text())
+    assert tuple(k for k in root if k not in ("defaults", "hydra")) + ("objective", "optimizer") == TOP_LEVEL_KEYS[2:] \
+        + TOP_LEVEL_KEYS[:2]  # fmt: skip
+    presets = [f"+experiment={p.stem}" for p in (CONF / "experiment").glob("*.yaml")]
+    presets += [f"+hparams_search={p.stem}" for p in (CONF / "hparams_search").glob("*.yaml")]
+    assert len(presets) == 4
+    for preset in presets:
+        assert set(compose_cfg(preset)) == set(TOP_LEVEL_KEYS), preset
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_every_shipped_config_passes_the_checks(compose_cfg, objective, optimizer):
+    settings = check_config(compose_cfg(f"objective={objective}", f"optimizer={optimizer}"))
+    assert settings["max_iter"] == 10000 and settings["record_x"] is True
+
+
+def test_what_each_key_takes_comes_from_its_factory():
+    from objectives import quartic, shifted_quadratic
+    from runner.optimizers import adam, scipy, sgd
+
+    def allowed(factory):
+        return {key: expect.allowed for key, expect in expectations(factory)[0].items()}
+
+    assert allowed(adam) == {"lr": "a finite number", "betas": "a list of 2 finite numbers", "eps": "a finite number",
+                             "weight_decay": "a finite number", "amsgrad": "true or false"}  # fmt: skip
+    assert allowed(sgd)["batch_size"] == "a finite number"  # the factory checks it is an integer >= 1
+    assert allowed(scipy) == {"method": "a string or null", "options": "a mapping (name: value) or null"}
+    assert allowed(quartic)["x0"] == allowed(shifted_quadratic)["x0"] == (
+        "a list of finite numbers, a finite number or null")  # fmt: skip
+
+
+# Each bad value, the key its message names, and what it says: refused by check_config, before any work.
+BAD_VALUES = [
+    ({"max_iter": 10**20}, "max_iter=100000000000000000000: expected an integer >= 0 (an integer must fit int64)"),
+    ({"seed": 2**63}, "seed=9223372036854775808: expected an integer >= 0 (an integer must fit int64)"),
+    ({"tol": True}, "tol=True: expected a number >= 0 (0 disables it)"),
+    ({"lr": [0.1]}, "lr=[0.1]: expected a finite number or null"),
+    ({"lr": 10**20}, "lr=100000000000000000000: expected a finite number or null (an integer must fit int64)"),
+    ({"lr": True}, "lr=True: expected a finite number or null"),
+    ({"objective.a": 10**20},
+     "objective.a=100000000000000000000: expected a finite number (an integer must fit int64)"),
+    ({"objective.a": [2.0]}, "objective.a=[2.0]: expected a finite number"),
+    ({"objective.b": float("inf")}, "objective.b=inf: expected a finite number"),
+    ({"objective.x0": [True, False]},
+     "objective.x0=[True, False]: expected a list of finite numbers, a finite number or null"),
+    ({"objective.x0": [[1, 2]]},
+     "objective.x0=[[1, 2]]: expected a list of finite numbers, a finite number or null"),
+    ({"optimizer.momentum": [0.5]}, "optimizer.momentum=[0.5]: expected a finite number"),
+    ({"optimizer.momentum": False}, "optimizer.momentum=False: expected a finite number"),
+    ({"optimizer.dampening": "0"}, "optimizer.dampening=0: expected a finite number"),
+    ({"max_iters": 5}, "max_iters=5: expected a known key: did you mean max_iter? (keys: objective, optimizer, lr, "
+                       "max_iter, tol, grad_tol, seed, trace)"),
+    ({"foo": 1}, "foo=1: expected a known key (keys: objective, optimizer, lr, max_iter, tol, grad_tol, seed, trace)"),
+    ({"trace.y": True}, "trace.y=True: expected a known key (keys: x)"),
+    ({"optimizer.momentun": 0.5}, "optimizer.momentun=0.5: expected a key momentum takes: lr, momentum, dampening, "
+                                  "weight_decay; did you mean optimizer.momentum?"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("values, message", BAD_VALUES)
+def test_a_bad_value_is_refused_with_one_line_naming_its_key(compose_cfg, values, message):
+    cfg = compose_cfg("optimizer=momentum")
+    for key, value in values.items():
+        node, _, leaf = key.rpartition(".")
+        (cfg[node] if node else cfg)[leaf] = value
+        if key == "lr":
+            cfg["optimizer"]["lr"] = value  # ${lr}
+    with pytest.raises(ConfigError) as err:
+        check_config(cfg)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("options, message", [
+    ("abc", "optimizer.options=abc: expected a mapping (name: value) or null"),
+    ([1, 2], "optimizer.options=[1, 2]: expected a mapping (name: value) or null"),
+])  # fmt: skip
+def test_scipy_options_must_be_a_mapping(compose_cfg, options, message):
+    from runner.scipy_minimize import scipy_method
+
+    cfg = compose_cfg("optimizer=scipy")
+    cfg["optimizer"]["options"] = options
+    with pytest.raises(ConfigError, match=r"^optimizer\.options="):
+        check_config(cfg)
+    assert str(pytest.raises(ConfigError, check_config, cfg).value) == message
+    with pytest.raises(ConfigError, match=r"^optimizer\.options=.*: expected a mapping of scipy's options"):
+        scipy_method(None, options)  # the factory's own check, for a config that skips check_config
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: __import__("objectives").shifted_quadratic(a=10**20), "objective.a=100000000000000000000: expected"),
+    (lambda: __import__("objectives").shifted_quadratic(x0=[True, False]), "objective.x0=[True, False]: expected"),
+    (lambda: __import__("runner.optimizers").optimizers.momentum(momentum="0.5"), "optimizer.momentum=0.5: expected"),
+    (lambda: __import__("runner.optimizers").optimizers.gd(lr=[10**20]), "lr=[100000000000000000000]: expected"),
+])  # fmt: skip
+def test_the_factories_refuse_what_the_checks_refuse(call, message):
+    """Called directly (a batch of configs, a user's script), each factory still names the key."""
+    with pytest.raises(ConfigError) as err:
+        call()
+    assert str(err.value).startswith(message)

@@ -1,0 +1,200 @@
+"""The checks every config passes before any work: known keys, and values of the type each key takes.
+
+A single run (:func:`runner.run.check_config`, called first by :func:`runner.run.run`) and
+the batched planner (:func:`runner.batched._plan`) use the same checks, so a bad value is
+the same one-line ``key=value: expected ...`` error under every launcher.
+
+What a factory's key takes comes from the factory itself:
+
+* its annotation, when it has one (``x0: list[float] | float | None``,
+  ``options: dict | None``);
+* otherwise its default: a number (int or float) takes a real number, a list or tuple of
+  numbers takes a list of as many numbers, a bool takes true or false, a string a string.
+  A ``None`` default without an annotation takes anything.
+
+A number is never a bool, a float is finite, and an integer fits int64: a value the runs
+table cannot store is refused here, not after the run. Ranges (``lr > 0``, ``n >= 1``) are
+the factories' own checks.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib
+import inspect
+import math
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from runner.errors import ConfigError
+
+# The keys of conf/config.yaml (conf/experiment and conf/hparams_search only set them).
+TOP_LEVEL_KEYS = ("objective", "optimizer", "lr", "max_iter", "tol", "grad_tol", "seed", "trace")
+TRACE_KEYS = ("x",)
+INT64_MAX = 2**63 - 1
+
+
+def fits_int64(value) -> bool:
+    return -INT64_MAX - 1 <= value <= INT64_MAX
+
+
+def is_real(value) -> bool:
+    """A number the tables can store: an int within int64 or a finite float, never a bool."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return fits_int64(value)
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def oversized(value) -> bool:
+    """An integer past int64: said in the message, since it looks like a fine number."""
+    return isinstance(value, int) and not isinstance(value, bool) and not fits_int64(value)
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What a key takes: ``ok(value)``, and ``allowed`` for the message."""
+
+    allowed: str
+    ok: Callable[[object], bool]
+
+
+ANY = Expect("anything", lambda v: True)
+NULL = Expect("null", lambda v: v is None)
+REAL = Expect("a finite number", is_real)
+BOOL = Expect("true or false", lambda v: isinstance(v, bool))
+TEXT = Expect("a string", lambda v: isinstance(v, str))
+MAPPING = Expect("a mapping (name: value)", lambda v: isinstance(v, Mapping))
+REALS = Expect("a list of finite numbers", lambda v: isinstance(v, (list, tuple)) and all(map(is_real, v)))
+
+
+def reals(n: int) -> Expect:
+    return Expect(f"a list of {n} finite numbers",
+                  lambda v: isinstance(v, (list, tuple)) and len(v) == n and all(map(is_real, v)))  # fmt: skip
+
+
+def one_of(options: list[Expect]) -> Expect:
+    if len(options) == 1 or ANY in options:
+        return options[0] if len(options) == 1 else ANY
+    allowed = ", ".join(o.allowed for o in options[:-1]) + " or " + options[-1].allowed
+    return Expect(allowed, lambda v: any(o.ok(v) for o in options))
+
+
+def from_hint(hint) -> list[Expect]:
+    """The values an annotation allows; ANY for what it cannot tell."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return [e for arg in typing.get_args(hint) for e in from_hint(arg)]
+    origin = typing.get_origin(hint) or hint
+    simple = {type(None): NULL, bool: BOOL, int: REAL, float: REAL, str: TEXT}
+    if origin in simple:
+        return [simple[origin]]
+    if isinstance(origin, type) and issubclass(origin, Mapping):
+        return [MAPPING]
+    if origin in (list, tuple) and all(a in (int, float, Ellipsis) for a in typing.get_args(hint)):
+        return [REALS]
+    return [ANY]
+
+
+def from_default(default) -> Expect:
+    if isinstance(default, bool):
+        return BOOL
+    if isinstance(default, (int, float)):
+        return REAL
+    if isinstance(default, str):
+        return TEXT
+    if isinstance(default, (list, tuple)) and all(isinstance(d, (int, float)) for d in default):
+        return reals(len(default))
+    return ANY
+
+
+@functools.cache
+def expectations(factory) -> tuple[dict[str, Expect], bool]:
+    """What each keyword of ``factory`` takes, and whether it takes any other keyword (``**kwargs``)."""
+    parameters = inspect.signature(factory).parameters
+    try:
+        hints = typing.get_type_hints(factory)
+    except Exception:  # an annotation that does not evaluate: fall back on the defaults
+        hints = {}
+    expect = {}
+    for name, p in parameters.items():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if name in hints:
+            expect[name] = one_of(list(dict.fromkeys(from_hint(hints[name]))))
+        else:
+            expect[name] = ANY if p.default is p.empty else from_default(p.default)
+    return expect, any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+def factory_of(node: Mapping, group: str):
+    """The factory named by ``node["_target_"]``."""
+    target = node.get("_target_")
+    if not isinstance(target, str) or "." not in target:
+        raise ConfigError(f"{group}._target_", target, "a dotted path to a factory, e.g. objectives.quartic")
+    module_name, _, attr = target.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(f"{group}._target_", target, f"an importable factory ({err})") from None
+
+
+def check_keys(node: Mapping, known, prefix: str = "") -> None:
+    """Refuse a key not in ``known``, suggesting the closest known one (``max_iters`` -> ``max_iter``)."""
+    for key, value in node.items():
+        if key not in known:
+            raise ConfigError(f"{prefix}{key}", value, f"a known key{_suggest(key, known, prefix)} "
+                                                       f"(keys: {', '.join(known) or 'none'})")  # fmt: skip
+
+
+def _suggest(key, known, prefix: str) -> str:
+    close = difflib.get_close_matches(str(key), list(known), n=1)
+    return f": did you mean {prefix}{close[0]}?" if close else ""
+
+
+def check_value(key: str, value, expect: Expect) -> None:
+    if not expect.ok(value):
+        past = " (an integer must fit int64)" if oversized(value) or (
+            isinstance(value, (list, tuple)) and any(map(oversized, value))) else ""  # fmt: skip
+        raise ConfigError(key, value, expect.allowed + past)
+
+
+def check_node(node: Mapping, group: str, *, top_lr=None, types: bool = True) -> None:
+    """``objective`` or ``optimizer``: a factory that exists, keys it takes, values of the types it takes
+    (unless not ``types``: a batch's node holds arrays).
+
+    ``optimizer.lr`` is the top-level ``lr`` (``${lr}``) and is named so while it equals it.
+    """
+    if not isinstance(node, Mapping):
+        raise ConfigError(group, node, f"a config node with a _target_ (e.g. {group}=<option>)")
+    factory = factory_of(node, group)
+    expect, takes_any = expectations(factory)
+    name = getattr(factory, "__name__", "the factory")
+    for key, value in node.items():
+        if key == "_target_":
+            continue
+        if key not in expect:
+            if takes_any:
+                continue
+            suggest = _suggest(key, expect, f"{group}.").replace(":", ";", 1)
+            raise ConfigError(f"{group}.{key}", value, f"a key {name} takes: {', '.join(expect) or 'none'}{suggest}")
+        if not types:
+            continue
+        shown = "lr" if group == "optimizer" and key == "lr" and value == top_lr else f"{group}.{key}"
+        check_value(shown, value, expect[key])
+
+
+def check_structure(cfg: Mapping) -> None:
+    """The config's keys and the types of its objective's and optimizer's values (not the run settings)."""
+    check_keys(cfg, TOP_LEVEL_KEYS)
+    trace = cfg.get("trace")
+    if trace is not None:
+        if not isinstance(trace, Mapping):
+            raise ConfigError("trace", trace, "a mapping, e.g. trace.x=false")
+        check_keys(trace, TRACE_KEYS, "trace.")
+    check_value("lr", cfg.get("lr"), one_of([REAL, NULL]))
+    for group in ("objective", "optimizer"):
+        check_node(cfg.get(group), group, top_lr=cfg.get("lr"))
