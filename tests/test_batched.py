@@ -517,3 +517,63 @@ def test_cli_batched_launcher_equals_basic_launcher(tmp_path):
         pd.testing.assert_frame_equal(a[columns], b[columns], check_exact=True)
     assert set(runner.load_runs(tmp_path / "batched")["job"]) == {
         f"lr={lr}/optimizer.momentum={m}/optimizer=momentum" for lr in ("0.1", "0.2") for m in ("0", "0.5")}
+
+
+# ----------------------------------------------------------------------------- bad values
+
+
+def test_bad_values_fail_alone_and_cost_no_other_job(tmp_path):
+    """Each bad value fails with the line its lone run gives; the batch around it runs (lr=[0.1] was run as a
+    batch of one before, and failed alone)."""
+    good = [config(lr=0.5), config(lr=1.0, **{"optimizer.momentum": 0.5})]
+    bad = {
+        "lr=[0.1]: expected a finite number or null": config(lr=[0.1]),
+        "optimizer.momentum=[0.5]: expected a finite number": config(**{"optimizer.momentum": [0.5]}),
+        "optimizer.momentum=True: expected a finite number": config(**{"optimizer.momentum": True}),
+        "objective.x0=[True, False]: expected a list of finite numbers, a finite number or null":
+            config(**{"objective.x0": [True, False]}),
+        "max_iters=5: expected a known key: did you mean max_iter? (keys: objective, optimizer, lr, max_iter, tol, "
+        "grad_tol, seed, trace)": config(max_iters=5),
+        "optimizer.options=abc: expected a mapping (name: value) or null":
+            config(optimizer="scipy", **{"optimizer.options": "abc"}),
+    }  # fmt: skip
+    jobs = jobs_of(good + list(bad.values()))
+    outcomes = run_jobs(jobs, tmp_path / "batched")
+    per_job(jobs, tmp_path / "alone")
+    assert [o.get("batched", False) for o in outcomes] == [True, True] + [False] * len(bad)
+    for where in ("batched", "alone"):
+        runs = runner.load_runs(tmp_path / where).set_index("job").sort_index()
+        assert list(runs["status"]) == ["converged", "converged"] + ["failed"] * len(bad)
+        assert list(runs["error"].iloc[2:]) == list(bad)
+    assert_same_sweep(tmp_path / "batched", tmp_path / "alone", mixed=True)
+
+
+def test_integers_past_int64_fail_before_any_work(tmp_path, monkeypatch):
+    jobs = jobs_of([config(lr=0.5), config(max_iter=10**20), config(**{"objective.a": 10**20}), config(lr=10**20)])
+    outcomes = run_jobs(jobs, tmp_path)
+    assert [o["status"] for o in outcomes] == ["converged", "failed", "failed", "failed"]
+    assert [o["error"] for o in outcomes[1:]] == [
+        "max_iter=100000000000000000000: expected an integer >= 0 (an integer must fit int64)",
+        "objective.a=100000000000000000000: expected a finite number (an integer must fit int64)",
+        "lr=100000000000000000000: expected a finite number or null (an integer must fit int64)"]  # fmt: skip
+    assert [o["traceback"] for o in outcomes[1:]] == [None] * 3
+    assert not list(tmp_path.glob("job=00[123]/trace.parquet"))
+
+
+def test_cli_bad_values_in_a_sweep_give_the_same_statuses_under_both_launchers(tmp_path):
+    grid = ["lr=[0.1],0.2,0.3", "objective.x0=[8,9],[true,false]"]
+    runs = {}
+    for launcher in ("batched", "basic"):
+        done = cli(f"hydra/launcher={launcher}", *grid, f"hydra.sweep.dir={tmp_path / launcher}", cwd=tmp_path)
+        assert done.returncode == 1, done.stderr  # a failed job fails the command, after the tables
+        assert f"sweep: 6 runs: 2 converged, 4 failed  ({tmp_path / launcher})" in done.stdout, done.stderr
+        assert (tmp_path / launcher / "runs.parquet").is_file() and list((tmp_path / launcher / "figures").iterdir())
+        runs[launcher] = pq.read_table(tmp_path / launcher / "runs.parquet").to_pandas().set_index("job").sort_index()
+    for launcher in runs:
+        assert runs[launcher]["status"].to_dict() == runs["basic"]["status"].to_dict()
+        assert runs[launcher]["error"].fillna("").to_dict() == runs["basic"]["error"].fillna("").to_dict()
+    errors = runs["batched"]["error"]
+    assert errors.isna().sum() == 2 and pd.isna(errors["lr=0.2/objective.x0=[8,9]"])
+    assert errors["lr=[0.1]/objective.x0=[8,9]"] == "lr=[0.1]: expected a finite number or null"
+    assert errors["lr=0.3/objective.x0=[True,False]"] == (
+        "objective.x0=[True, False]: expected a list of finite numbers, a finite number or null")  # fmt: skip
