@@ -69,6 +69,7 @@ REAL = Expect("a finite number", is_real)
 BOOL = Expect("true or false", lambda v: isinstance(v, bool))
 TEXT = Expect("a string", lambda v: isinstance(v, str))
 MAPPING = Expect("a mapping (name: value)", lambda v: isinstance(v, Mapping))
+REAL_OR_NULL = Expect("a finite number or null", lambda v: v is None or is_real(v))
 REALS = Expect("a list of finite numbers", lambda v: isinstance(v, (list, tuple)) and all(map(is_real, v)))
 
 
@@ -135,11 +136,16 @@ def factory_of(node: Mapping, group: str):
     target = node.get("_target_")
     if not isinstance(target, str) or "." not in target:
         raise ConfigError(f"{group}._target_", target, "a dotted path to a factory, e.g. objectives.quartic")
-    module_name, _, attr = target.rpartition(".")
     try:
-        return getattr(importlib.import_module(module_name), attr)
+        return _import(target)
     except (ImportError, AttributeError) as err:
         raise ConfigError(f"{group}._target_", target, f"an importable factory ({err})") from None
+
+
+@functools.cache  # a sweep's jobs name the same few factories (a failed import is not cached)
+def _import(target: str):
+    module_name, _, attr = target.rpartition(".")
+    return getattr(importlib.import_module(module_name), attr)
 
 
 def check_keys(node: Mapping, known, prefix: str = "") -> None:
@@ -195,6 +201,6 @@ def check_structure(cfg: Mapping) -> None:
         if not isinstance(trace, Mapping):
             raise ConfigError("trace", trace, "a mapping, e.g. trace.x=false")
         check_keys(trace, TRACE_KEYS, "trace.")
-    check_value("lr", cfg.get("lr"), one_of([REAL, NULL]))
+    check_value("lr", cfg.get("lr"), REAL_OR_NULL)
     for group in ("objective", "optimizer"):
         check_node(cfg.get(group), group, top_lr=cfg.get("lr"))
