@@ -65,16 +65,15 @@ class Expect:
 
 ANY = Expect("anything", lambda v: True)
 NULL = Expect("null", lambda v: v is None)
-REAL = Expect("a finite number", is_real)
+REAL = Expect("a number", is_real)
 BOOL = Expect("true or false", lambda v: isinstance(v, bool))
 TEXT = Expect("a string", lambda v: isinstance(v, str))
 MAPPING = Expect("a mapping (name: value)", lambda v: isinstance(v, Mapping))
-REAL_OR_NULL = Expect("a finite number or null", lambda v: v is None or is_real(v))
-REALS = Expect("a list of finite numbers", lambda v: isinstance(v, (list, tuple)) and all(map(is_real, v)))
+REALS = Expect("a list of numbers", lambda v: isinstance(v, (list, tuple)) and all(map(is_real, v)))
 
 
 def reals(n: int) -> Expect:
-    return Expect(f"a list of {n} finite numbers",
+    return Expect(f"a list of {n} numbers",
                   lambda v: isinstance(v, (list, tuple)) and len(v) == n and all(map(is_real, v)))  # fmt: skip
 
 
@@ -162,10 +161,16 @@ def _suggest(key, known, prefix: str) -> str:
 
 
 def check_value(key: str, value, expect: Expect) -> None:
-    if not expect.ok(value):
-        past = " (an integer must fit int64)" if oversized(value) or (
-            isinstance(value, (list, tuple)) and any(map(oversized, value))) else ""  # fmt: skip
-        raise ConfigError(key, value, expect.allowed + past)
+    """Refuse a value ``expect`` does not take; the message says what is wrong with a number that looks fine."""
+    if expect.ok(value):
+        return
+    items = value if isinstance(value, (list, tuple)) else [value]
+    allowed = expect.allowed
+    if any(isinstance(v, float) and not math.isfinite(v) for v in items):
+        allowed = allowed.replace("number", "finite number")
+    if any(map(oversized, items)):
+        allowed += " (an integer must fit int64)"
+    raise ConfigError(key, value, allowed)
 
 
 def check_node(node: Mapping, group: str, *, top_lr=None, types: bool = True) -> None:
@@ -201,6 +206,7 @@ def check_structure(cfg: Mapping) -> None:
         if not isinstance(trace, Mapping):
             raise ConfigError("trace", trace, "a mapping, e.g. trace.x=false")
         check_keys(trace, TRACE_KEYS, "trace.")
-    check_value("lr", cfg.get("lr"), REAL_OR_NULL)
+    if cfg.get("lr") is not None:  # null: an optimizer without a learning rate (check_lr, the factories)
+        check_value("lr", cfg["lr"], REAL)
     for group in ("objective", "optimizer"):
         check_node(cfg.get(group), group, top_lr=cfg.get("lr"))
