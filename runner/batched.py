@@ -321,7 +321,7 @@ def _plan(jobs: Sequence[Job], todo: Sequence[int]) -> tuple[list[_Group], list[
     for i in todo:
         cfg = jobs[i].config
         try:
-            settings = check_config(cfg)  # a bad value: its lone run records the same failure
+            settings = check_config(cfg)  # every check a lone run makes before any work
             objective = _cached_objective(objectives, cfg["objective"])
             key = group_key(cfg, settings["record_x"])
         except Exception:  # its lone run records the failure
