@@ -102,6 +102,7 @@ class BatchResult:
     """
 
     statuses: list[str]
+    stop_reasons: list[str]
     messages: list[str]
     iterations: np.ndarray
     f: np.ndarray
@@ -186,7 +187,7 @@ def minimize_batch(
     active = np.ones(n_configs, dtype=bool)
     last = np.full(n_configs, -1, dtype=np.int64)
     wall = np.zeros(n_configs)
-    statuses, messages = [""] * n_configs, [""] * n_configs
+    statuses, reasons, messages = [""] * n_configs, [""] * n_configs, [""] * n_configs
     use_grad_tol = grad_tol > 0
     f_prev = np.full(n_configs, math.nan)
     rows = k = 0
@@ -218,7 +219,7 @@ def minimize_batch(
                         stop = stop_reason(k, float(f[b]), float(f_prev[b]), float(gnorm[b]), tol=float(tol[b]),
                                            grad_tol=float(grad_tol[b]), max_iter=int(max_iter[b]))  # fmt: skip
                         if stop is not None:
-                            statuses[b], messages[b] = stop
+                            statuses[b], reasons[b], messages[b] = stop
                             active[b], last[b], wall[b] = False, k, T[k]
                     if not active.any():
                         break
@@ -236,10 +237,12 @@ def minimize_batch(
     except KeyboardInterrupt:
         interrupted = True
         for b in np.flatnonzero(active):
-            statuses[b], messages[b] = "interrupted", f"interrupted after iteration {rows - 1}"
+            statuses[b], reasons[b] = "interrupted", "interrupted"
+            messages[b] = f"interrupted after iteration {rows - 1}"
             last[b], wall[b] = rows - 1, perf_counter() - start
     return BatchResult(
         statuses=statuses,
+        stop_reasons=reasons,
         messages=messages,
         iterations=last,
         f=F[:rows],
@@ -431,6 +434,7 @@ def _chunk_tables(jobs: Sequence[Job], ids: list[tuple[str, str]], group: _Group
             "config_hash": config_hash,
             "config_id": config_id,
             "status": result.statuses[b],
+            "stop_reason": result.stop_reasons[b],
             "message": result.messages[b],
             "error": None,
             "traceback": None,

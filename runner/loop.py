@@ -1,12 +1,13 @@
 """The iteration loop for ``(init, update)`` optimizers. It records rows and does no I/O.
 
 One pass per iterate ``x_k``: evaluate ``f_k`` and ``g_k``, record row ``k``,
-apply the stopping rules, then step. The stopping rules, in order:
+apply the stopping rules, then step. The stopping rules, in order, each as
+status (stop reason):
 
-* ``diverged``: ``f_k`` or the gradient is not finite (the row is kept);
-* ``converged``: the projected gradient norm is ``<= grad_tol`` (``grad_tol > 0``),
-  or ``|f_k - f_{k-1}| < tol`` (``tol > 0``, the notes' rule);
-* ``max_iter``: ``k == max_iter``.
+* ``diverged`` (``diverged``): ``f_k`` or the gradient is not finite (the row is kept);
+* ``converged`` (``grad_tol``): the projected gradient norm is ``<= grad_tol`` (``grad_tol > 0``);
+* ``converged`` (``tol``): ``|f_k - f_{k-1}| < tol`` (``tol > 0``, the notes' rule);
+* ``max_iter`` (``max_iter``): ``k == max_iter``.
 
 On an objective with bounds every step is followed by the projection onto the
 box, so iterates stay feasible.
@@ -15,8 +16,9 @@ box, so iterates stay feasible.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from time import perf_counter
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -83,21 +85,30 @@ def gradient_norm(objective: Objective, x: np.ndarray, g: np.ndarray) -> np.ndar
     return np.sqrt(np.vecdot(g, g))
 
 
+class Stop(NamedTuple):
+    """How a run ends: its status (:data:`runner.trace.STATUSES`), the rule that ended it
+    (:data:`runner.trace.STOP_REASONS`) and a message saying so with numbers."""
+
+    status: str
+    reason: str
+    message: str
+
+
 def stop_reason(k: int, f: float, f_prev: float, gnorm: float, *, tol: float, grad_tol: float,
-                max_iter: int) -> tuple[str, str] | None:
-    """The stopping rules, in order, at iterate k: ``(status, message)``, or None to go on.
+                max_iter: int) -> Stop | None:
+    """The stopping rules, in order, at iterate k: a :class:`Stop`, or None to go on.
 
     ``f_prev`` is f at iterate k - 1 (unused at k = 0); ``gnorm`` is the
     gradient norm at iterate k, projected onto the bounds if there are any.
     """
     if not math.isfinite(f + gnorm):
-        return "diverged", f"f or its gradient is not finite at iteration {k}"
+        return Stop("diverged", "diverged", f"f or its gradient is not finite at iteration {k}")
     if grad_tol > 0 and gnorm <= grad_tol:
-        return "converged", f"gradient norm {gnorm:.3g} <= grad_tol = {grad_tol:g}"
+        return Stop("converged", "grad_tol", f"gradient norm {gnorm:.3g} <= grad_tol = {grad_tol:g}")
     if k > 0 and abs(f - f_prev) < tol:
-        return "converged", f"|f_k - f_(k-1)| = {abs(f - f_prev):.3g} < tol = {tol:g}"
+        return Stop("converged", "tol", f"|f_k - f_(k-1)| = {abs(f - f_prev):.3g} < tol = {tol:g}")
     if k >= max_iter:
-        return "max_iter", f"reached max_iter = {max_iter}"
+        return Stop("max_iter", "max_iter", f"reached max_iter = {max_iter}")
     return None
 
 
@@ -127,7 +138,7 @@ def minimize(
     update = optimizer.update
     lower, upper = objective.lower, objective.upper
     bounded = objective.has_bounds
-    status, message = None, ""
+    status, reason, message = None, None, ""
     nfev = ngev = k = 0
     f_prev = math.nan
     x_last, rows = x, 0
@@ -159,7 +170,7 @@ def minimize(
                 if k >= max_iter or not (isfinite(f + gnorm) and gnorm > grad_tol and abs(f - f_prev) >= tol):
                     stop = stop_reason(k, f, f_prev, gnorm, tol=tol, grad_tol=grad_tol, max_iter=max_iter)
                     if stop is not None:
-                        status, message = stop
+                        status, reason, message = stop
                         break
 
                 if sampler is not None:
@@ -174,11 +185,12 @@ def minimize(
                     progress(k, f)
                     next_report = T[k - 1] + PROGRESS_EVERY_S
     except KeyboardInterrupt:
-        status, message = "interrupted", f"interrupted after iteration {rows - 1}"
+        status, reason, message = "interrupted", "interrupted", f"interrupted after iteration {rows - 1}"
     recorder.size = rows
     trace = recorder.finish()
     return RunResult(
         status=status,
+        stop_reason=reason,
         message=message,
         x=np.array(x_last),
         f=float(trace.f[-1]) if rows else math.nan,

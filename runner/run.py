@@ -26,7 +26,7 @@ from runner.store import SUMMARY_FILE, TRACE_FILE, package_versions, read_summar
 from runner.validate import check_node, check_structure, factory_of, fits_int64
 
 # A run that ended in one of these is a result; failed and interrupted runs are run again on resume.
-FINAL_STATUSES = ("converged", "max_iter", "diverged")
+FINAL_STATUSES = ("converged", "max_iter", "stopped", "diverged")
 
 PROGRESS_AFTER_S = 2.0
 
@@ -210,6 +210,7 @@ def run(cfg, output_dir: str | Path, *, progress=None, resume: bool = True) -> d
         "config_hash": config_hash,
         "config_id": config_id,
         "status": "failed",
+        "stop_reason": "error",
         "message": "",
         "error": None,
         "traceback": None,
@@ -236,6 +237,7 @@ def run(cfg, output_dir: str | Path, *, progress=None, resume: bool = True) -> d
         write_trace(output_dir / TRACE_FILE, result, {"run_id": run_id, "config_id": config_id, **config_columns(cfg)})
         summary.update(
             status=result.status,
+            stop_reason=result.stop_reason,
             message=result.message,
             hyperparams=optimizer.hyperparams,
             f=result.f,
@@ -263,10 +265,18 @@ def run(cfg, output_dir: str | Path, *, progress=None, resume: bool = True) -> d
 
 
 def summary_line(summary: dict) -> str:
-    """The one line printed at the end of a run."""
+    """The one line printed at the end of a run: the status, the rule that ended it when that
+    is not the status's own name, with the solver's message when the solver ended it, then f,
+    the iteration count and the folder: ``converged (tol): f = ...``, ``stopped (solver: <its
+    message>): f = ...``, ``max_iter: f = ...``."""
     where = summary.get("output_dir", "")
     if summary["status"] == "failed":
         return f"failed: {summary['error']}  ({where})"
+    status, reason = summary["status"], summary.get("stop_reason")
+    if reason == "solver":
+        status += f" (solver: {summary.get('message')})"
+    elif reason and reason != status:
+        status += f" ({reason})"
     f = summary.get("f")
     f_text = f"{f:.6g}" if isinstance(f, float) else str(f)
-    return f"{summary['status']}: f = {f_text} after {summary['iterations']} iterations  ({where})"
+    return f"{status}: f = {f_text} after {summary['iterations']} iterations  ({where})"

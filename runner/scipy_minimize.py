@@ -3,10 +3,24 @@
 scipy gets the analytic gradient (``jac=True`` on ``value_and_grad``) for the
 methods that use one, the objective's bounds, and, for the methods that need
 a Hessian, one built by central differences of the analytic gradient (one
-batched gradient call over ``x +- h e_i``). Each iteration is recorded
-through the ``callback(intermediate_result)`` hook, which also applies the
-runner's own stopping rules (``tol``, ``grad_tol``, ``max_iter``) by raising
-``StopIteration``, so every optimizer stops by the same rules.
+batched gradient call over ``x +- h e_i``). Each iteration scipy reports
+through its ``callback`` is a trace row; the callback only records.
+
+scipy keeps its own meaning. The runner's settings are handed to it as
+``minimize`` documents them, and scipy alone decides when to stop:
+
+* ``tol > 0`` is ``minimize(tol=tol)``, which sets each method's own tolerances;
+* ``grad_tol > 0`` is the method's gradient tolerance, option ``gtol`` (in the
+  method's own norm: the largest ``|g_i|``, projected onto the bounds, for most; ``||g||``
+  for the trust-region methods); a method without one (:data:`GRADIENT_TOLERANCE`) refuses it;
+* ``max_iter`` is option ``maxiter``, or ``maxfun`` for TNC, which counts only
+  function evaluations (COBYLA's ``maxiter`` counts evaluations too): either way it
+  bounds the iterations.
+
+The run's status is scipy's verdict: ``converged`` when ``success``, ``max_iter``
+when scipy reports an iteration or evaluation limit (:data:`LIMIT_STATUSES`),
+``stopped`` for any other ending, all with scipy's message; ``diverged`` when the
+final f or its gradient is not finite.
 """
 
 from __future__ import annotations
@@ -19,7 +33,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from runner.errors import ConfigError
-from runner.loop import PROGRESS_EVERY_S, Progress, gradient_norm, stop_reason
+from runner.loop import PROGRESS_EVERY_S, Progress, Stop, gradient_norm
 from runner.trace import RunResult, TraceRecorder, traced_coordinates
 
 if TYPE_CHECKING:
@@ -34,8 +48,19 @@ USES_GRADIENT = {"CG", "BFGS", "Newton-CG", "L-BFGS-B", "TNC", "SLSQP", "trust-c
                  "dogleg", "trust-ncg", "trust-exact", "trust-krylov"}  # fmt: skip
 NEEDS_HESSIAN = {"dogleg", "trust-ncg", "trust-exact", "trust-krylov"}
 TAKES_BOUNDS = {"Nelder-Mead", "Powell", "L-BFGS-B", "TNC", "COBYLA", "COBYQA", "SLSQP", "trust-constr"}
-# TNC calls callback(xk) only and ignores StopIteration: the runner's tol rule cannot stop it.
-CALLBACK_CANNOT_STOP = {"TNC"}
+# The methods whose options have a gradient tolerance, gtol: where grad_tol goes.
+GRADIENT_TOLERANCE = {"CG", "BFGS", "L-BFGS-B", "TNC", "trust-constr", "dogleg", "trust-ncg", "trust-exact",
+                      "trust-krylov"}  # fmt: skip
+# The option bounding the iterations where it is not maxiter: TNC has only a budget of evaluations.
+ITERATION_LIMIT = {"TNC": "maxfun"}
+# The result.status values by which each method says it reached an iteration or evaluation limit
+# (scipy's codes; TNC's MAXFUN is 3, COBYLA's MAXFUN_REACHED 3 and MAXTR_REACHED 20, COBYQA's
+# MAX_EVAL_WARNING 5 and MAX_ITER_WARNING 6, SLSQP's "Iteration limit reached" 9, trust-constr's 0).
+LIMIT_STATUSES = {
+    "Nelder-Mead": {1, 2}, "Powell": {1, 2}, "CG": {1}, "BFGS": {1}, "Newton-CG": {1}, "L-BFGS-B": {1},
+    "TNC": {3}, "COBYLA": {3, 20}, "COBYQA": {5, 6}, "SLSQP": {9}, "trust-constr": {0}, "dogleg": {1},
+    "trust-ncg": {1}, "trust-exact": {1}, "trust-krylov": {1},
+}  # fmt: skip
 
 
 class ScipyMethod(NamedTuple):
@@ -63,10 +88,6 @@ def scipy_method(method: str | None = None, options: dict | None = None) -> Scip
     if "maxiter" in options:
         raise ConfigError("optimizer.options.maxiter", options["maxiter"], "the top-level max_iter key instead")
     return ScipyMethod(method, options)
-
-
-class _Diverged(Exception):
-    pass
 
 
 class _Evaluations:
@@ -103,8 +124,6 @@ class _Evaluations:
 
     def fun(self, x):
         f, g = self.lookup(x, counted=True)
-        if not math.isfinite(f):
-            raise _Diverged(f"f is not finite at x with |x| = {np.linalg.norm(x):.3g}")
         return (f, g) if self.uses_gradient else f
 
     def hess(self, x):
@@ -129,7 +148,17 @@ def minimize_scipy(
     progress: Progress | None = None,
     rng=None,
 ) -> RunResult:
-    """Run ``scipy.optimize.minimize`` from ``objective.x0`` and record each iteration."""
+    """Run ``scipy.optimize.minimize`` from ``objective.x0`` and record each iteration.
+
+    The final x and f, and the iteration count, are those of ``minimize(fun, x0,
+    method=..., jac=..., bounds=..., hess=..., tol=tol or None, options=...)`` called
+    directly with the options the module docstring gives: the count is scipy's ``nit``
+    (COBYLA has none: there it is the callback's reports). The trace is x0, each point
+    scipy's callback reports, and scipy's final x when no callback reported it. Most
+    methods report once per iteration; COBYLA and COBYQA at each evaluation after
+    their initial ones, and Nelder-Mead's ``nit`` counts its initial simplex too, so
+    there the trace's rows and the count differ.
+    """
     import scipy.optimize  # here, not at the top: it alone costs every process about 0.4 s to import
 
     method = solver.method or ("L-BFGS-B" if objective.has_bounds else "BFGS")
@@ -139,31 +168,33 @@ def minimize_scipy(
             method,
             f"a method that takes bounds for objective {objective.name}: " + ", ".join(sorted(TAKES_BOUNDS)),
         )
+    options = {ITERATION_LIMIT.get(method, "maxiter"): max_iter, **solver.options}
+    if grad_tol > 0:
+        if method not in GRADIENT_TOLERANCE:
+            with_one = ", ".join(sorted(GRADIENT_TOLERANCE))
+            raise ConfigError("grad_tol", grad_tol, f"0 for optimizer.method={method}, which has no gradient "
+                              f"tolerance (methods with one: {with_one})")  # fmt: skip
+        if "gtol" in solver.options:
+            raise ConfigError("optimizer.options.gtol", solver.options["gtol"],
+                              f"no gtol beside grad_tol={grad_tol:g}, which sets it")  # fmt: skip
+        options["gtol"] = grad_tol
     evaluations = _Evaluations(objective, method in USES_GRADIENT)
     recorder = TraceRecorder(objective.dim, coords=traced_coordinates(objective.dim, record_x))
     start = perf_counter()
     x0 = np.array(objective.x0, dtype=float)
-    stop = {"status": None, "message": ""}
-    last = {"x": x0, "f": math.nan}
+    last = {"x": x0, "f": math.nan, "gnorm": math.nan}
     next_report = [PROGRESS_EVERY_S]
 
-    def record(x: np.ndarray, counted: bool, apply_rules: bool = True) -> None:
+    def record(x: np.ndarray, counted: bool) -> None:
         f, g = evaluations.lookup(x, counted=counted)
-        gnorm = float(gradient_norm(objective, x, g))
+        with np.errstate(over="ignore", invalid="ignore"):
+            gnorm = float(gradient_norm(objective, x, g))
         now = perf_counter() - start
         recorder.append(f, gnorm, x, evaluations.nfev, evaluations.ngev, now)
-        k = recorder.size - 1
-        f_prev = last["f"]
-        last["x"], last["f"] = np.array(x, dtype=float), f
+        last.update(x=np.array(x, dtype=float), f=f, gnorm=gnorm)
         if progress is not None and now >= next_report[0]:
-            progress(k, f)
+            progress(recorder.size - 1, f)
             next_report[0] = now + PROGRESS_EVERY_S
-        if not apply_rules:
-            return
-        reason = stop_reason(k, f, f_prev, gnorm, tol=tol, grad_tol=grad_tol, max_iter=max_iter)
-        if reason is not None:
-            stop.update(status=reason[0], message=reason[1])
-            raise StopIteration
 
     def callback(intermediate_result):
         # Most methods pass an OptimizeResult; TNC passes the bare iterate.
@@ -171,18 +202,15 @@ def minimize_scipy(
         record(np.asarray(x, dtype=float), counted=False)
 
     details: dict = {"method": method}
-    kwargs = dict(method=method, jac=method in USES_GRADIENT, callback=callback,
-                  options={"maxiter": max_iter, **solver.options})  # fmt: skip
-    if method == "TNC":  # TNC counts function evaluations, not iterations
-        kwargs["options"] = {"maxfun": max_iter, **solver.options}
+    kwargs = {"method": method, "jac": method in USES_GRADIENT, "callback": callback, "tol": tol if tol > 0 else None,
+              "options": options}  # fmt: skip
     if method in TAKES_BOUNDS and objective.has_bounds:
         kwargs["bounds"] = scipy.optimize.Bounds(objective.lower, objective.upper)
     if method in NEEDS_HESSIAN:
         kwargs["hess"] = evaluations.hess
-    try:
-        record(x0, counted=True)
-    except StopIteration:  # x0 already meets a stopping rule (or is not finite)
-        pass
+    record(x0, counted=True)
+    if not math.isfinite(last["f"] + last["gnorm"]):  # nothing to minimise from: the loop's rule at iteration 0
+        stop = Stop("diverged", "diverged", "f or its gradient is not finite at iteration 0")
     else:
         try:
             with warnings.catch_warnings():
@@ -190,25 +218,23 @@ def minimize_scipy(
                 result = scipy.optimize.minimize(evaluations.fun, x0, **kwargs)
         except scipy.optimize.OptimizeWarning as warning:
             raise ConfigError("optimizer.options", solver.options, f"options of {method} ({warning})") from None
-        except _Diverged as diverged:
-            stop.update(status="diverged", message=str(diverged))
         except KeyboardInterrupt:
-            stop.update(status="interrupted", message=f"interrupted after iteration {recorder.size - 1}")
+            stop = Stop("interrupted", "interrupted", f"interrupted after iteration {recorder.size - 1}")
         else:
-            details.update(nit=int(getattr(result, "nit", -1)), status=int(result.status), success=bool(result.success),
-                           message=str(result.message))  # fmt: skip
-            if stop["status"] is None:
-                _status_from_scipy(result, stop, max_iter)
+            nit = result.get("nit")
+            details.update(nit=None if nit is None else int(nit), status=int(result.status),
+                           success=bool(result.success), message=str(result.message))  # fmt: skip
             if not np.array_equal(result.x, last["x"]):
-                # Some methods (TNC) end on a point no callback saw: it is the last row.
-                record(np.asarray(result.x, dtype=float), counted=False, apply_rules=False)
+                record(np.asarray(result.x, dtype=float), counted=False)  # a final point no callback reported
+            stop = scipy_stop(result, method, last["f"] + last["gnorm"])
     trace = recorder.finish()
     return RunResult(
-        status=stop["status"],
-        message=stop["message"],
+        status=stop.status,
+        stop_reason=stop.reason,
+        message=stop.message,
         x=last["x"],
         f=last["f"],
-        iterations=trace.iterations,
+        iterations=trace.iterations if details.get("nit") is None else details["nit"],
         nfev=evaluations.nfev,
         ngev=evaluations.ngev,
         wall_time_s=perf_counter() - start,
@@ -217,15 +243,15 @@ def minimize_scipy(
     )
 
 
-def _status_from_scipy(result, stop: dict, max_iter: int) -> None:
-    """Map scipy's ending onto the runner's statuses; scipy's own message is kept."""
+def scipy_stop(result, method: str, final: float) -> Stop:
+    """scipy's ending as the runner's: ``success`` is ``converged``, a limit of iterations or
+    evaluations ``max_iter``, any other ending ``stopped``, each with scipy's message; a final
+    f or gradient that is not finite (``final`` is their sum) is ``diverged`` whatever scipy said."""
     message = str(result.message)
+    if not math.isfinite(final):
+        return Stop("diverged", "diverged", f"f or its gradient is not finite at scipy's final x ({message})")
     if result.success:
-        status = "converged"
-    elif getattr(result, "nit", 0) >= max_iter or "limit" in message.lower() or "maximum number" in message.lower():
-        status = "max_iter"
-    elif not np.isfinite(result.fun):
-        status = "diverged"
-    else:
-        status = "failed"
-    stop.update(status=status, message=f"scipy: {message}")
+        return Stop("converged", "solver", message)
+    if int(result.status) in LIMIT_STATUSES[method]:
+        return Stop("max_iter", "max_iter", message)
+    return Stop("stopped", "solver", message)

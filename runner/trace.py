@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-STATUSES = ("converged", "max_iter", "diverged", "failed", "interrupted")
+STATUSES = ("converged", "max_iter", "stopped", "diverged", "failed", "interrupted")
+# The rule that ended a run: the loop's rules, scipy's own ending ("solver"), Ctrl-C, or an error.
+STOP_REASONS = ("tol", "grad_tol", "max_iter", "diverged", "solver", "interrupted", "error")
 
 MAX_TRACED_COORDS = 1000
 
@@ -67,7 +69,7 @@ class TraceRecorder:
             setattr(self, name, new)
         return self.columns()
 
-    def finish(self) -> "Trace":
+    def finish(self) -> Trace:
         n = self.size
         return Trace(
             f=self.f[:n].copy(),
@@ -103,7 +105,8 @@ class Trace:
 
 @dataclass(frozen=True, eq=False)
 class RunResult:
-    """How a run ended: one of :data:`STATUSES`, the final point and the counts.
+    """How a run ended: one of :data:`STATUSES`, the rule that ended it (one of
+    :data:`STOP_REASONS`), the final point and the counts.
 
     ``f`` and ``x`` are the last recorded iterate (for a diverged run, the
     first non-finite one). ``details`` holds method-specific extras, e.g.
@@ -111,6 +114,7 @@ class RunResult:
     """
 
     status: str
+    stop_reason: str
     message: str
     x: np.ndarray
     f: float

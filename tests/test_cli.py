@@ -29,8 +29,8 @@ def test_cli_writes_trace_and_summary(tmp_path):
     done = cli("optimizer=momentum", "lr=0.01", f"hydra.run.dir={out}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "converged"
-    assert done.stdout.strip().splitlines()[-1].startswith(f"converged: f = {summary['f']:.6g} after")
+    assert summary["status"] == "converged" and summary["stop_reason"] == "tol"
+    assert done.stdout.strip().splitlines()[-1].startswith(f"converged (tol): f = {summary['f']:.6g} after")
     assert str(out) in done.stdout
     for key in ("f", "x", "iterations", "nfev", "ngev", "wall_time_s", "config", "versions", "run_id"):
         assert key in summary

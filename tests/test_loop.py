@@ -7,8 +7,9 @@ import pytest
 
 from objectives import least_squares, quartic, shifted_quadratic, sin_cos, two_layer_net
 from runner.errors import ConfigError
-from runner.loop import EpochSampler, minimize
-from runner.optimizers import adam, gd, momentum, sgd
+from runner.loop import EpochSampler, Stop, minimize, stop_reason
+from runner.optimizers import Optimizer, adam, gd, momentum, sgd
+from runner.trace import STATUSES, STOP_REASONS
 
 
 def test_rows_are_x0_then_one_per_update():
@@ -16,6 +17,7 @@ def test_rows_are_x0_then_one_per_update():
     result = minimize(objective, gd(lr=0.1), max_iter=5)
     trace = result.trace
     assert result.status == "max_iter" and result.iterations == 5
+    assert result.stop_reason == "max_iter" and result.message == "reached max_iter = 5"
     assert np.array_equal(trace.x[0], objective.x0)
     x = objective.x0.copy()
     for k in range(1, 6):  # row k is the iterate after k updates of x <- x - lr * g
@@ -28,6 +30,34 @@ def test_rows_are_x0_then_one_per_update():
     assert np.all(np.diff(trace.time_s) >= 0)
 
 
+def test_stop_reason_applies_the_rules_in_order_and_names_each():
+    rules = {"tol": 1e-3, "grad_tol": 1e-2, "max_iter": 10}
+    # Every rule fires at once: the first in order wins.
+    assert stop_reason(10, np.inf, 1.0, 0.0, **rules)[:2] == ("diverged", "diverged")
+    assert stop_reason(10, 1.0, 1.0, np.nan, **rules)[:2] == ("diverged", "diverged")
+    assert stop_reason(10, 1.0, 1.0, 1e-3, **rules)[:2] == ("converged", "grad_tol")
+    assert stop_reason(10, 1.0, 1.0, 1.0, **rules)[:2] == ("converged", "tol")
+    assert stop_reason(10, 1.0, 2.0, 1.0, **rules) == Stop("max_iter", "max_iter", "reached max_iter = 10")
+    assert stop_reason(9, 1.0, 2.0, 1.0, **rules) is None
+    # tol looks back one iterate: never at k = 0; grad_tol = 0 and tol = 0 never fire.
+    assert stop_reason(0, 1.0, 1.0, 1.0, **rules) is None
+    assert stop_reason(5, 1.0, 1.0, 0.0, tol=0.0, grad_tol=0.0, max_iter=10) is None
+    stop = stop_reason(3, 1.0, 1.0 + 1e-4, 1.0, **rules)
+    assert stop.status in STATUSES and stop.reason in STOP_REASONS
+    assert stop.message == "|f_k - f_(k-1)| = 0.0001 < tol = 0.001"
+
+
+def test_ctrl_c_ends_the_run_as_interrupted_with_its_rows():
+    def update(g, state, x):
+        if state == 3:
+            raise KeyboardInterrupt
+        return x - 0.1 * g, state + 1
+
+    result = minimize(shifted_quadratic(), Optimizer(lambda x: 0, update, "gd3", {}), max_iter=100, tol=0)
+    assert (result.status, result.stop_reason) == ("interrupted", "interrupted")
+    assert result.iterations == 3 and result.message == "interrupted after iteration 3"
+
+
 def test_momentum_zero_is_gd_through_the_loop():
     objective = sin_cos(seed=3)
     a = minimize(objective, gd(lr=0.01), max_iter=200, tol=0)
@@ -38,21 +68,21 @@ def test_momentum_zero_is_gd_through_the_loop():
 def test_tol_rule_stops_at_the_first_small_change():
     result = minimize(shifted_quadratic(), gd(lr=0.5), max_iter=100_000, tol=1e-6)
     f = result.trace.f
-    assert result.status == "converged"
+    assert result.status == "converged" and result.stop_reason == "tol"
     assert abs(f[-1] - f[-2]) < 1e-6
     assert np.all(np.abs(np.diff(f[:-1])) >= 1e-6)
 
 
 def test_grad_tol_rule():
     result = minimize(shifted_quadratic(), gd(lr=1.0), max_iter=100_000, tol=0, grad_tol=1e-8)
-    assert result.status == "converged"
+    assert result.status == "converged" and result.stop_reason == "grad_tol"
     assert result.trace.grad_norm[-1] <= 1e-8 < result.trace.grad_norm[-2]
 
 
 def test_divergence_is_recorded_with_its_trace():
     # L = 2/9 for the shifted quadratic: gd is unstable for lr > 2/L = 9.
     result = minimize(shifted_quadratic(), gd(lr=20.0), max_iter=100_000, tol=0)
-    assert result.status == "diverged"
+    assert result.status == "diverged" and result.stop_reason == "diverged"
     assert not np.isfinite(result.trace.f[-1])
     assert np.all(np.isfinite(result.trace.f[:-1]))
     assert np.all(np.diff(result.trace.f[:-1]) > 0)  # it grew every step until it overflowed
