@@ -10,8 +10,8 @@ from the command line. The figures, each drawn only where it applies:
 ``convergence_iteration``  f - f* (f where f* is unknown) against iteration, log y;
                            one line per value of the swept hyperparameter, one
                            panel per value of the other swept keys.
-``convergence_evaluations`` the same against function evaluations (``nfev``), when
-                           evaluations are not simply iterations + 1 (scipy).
+``convergence_evaluations`` the same against evaluations, function plus gradient
+                           (``nfev + ngev``), when they are not simply iterations + 1 (scipy).
 ``momentum``               vanilla (momentum 0) against each momentum value, with
                            the iterations to reach the tolerance in the legend.
 ``paths``                  iterate paths on the contours of a 2-D objective.
@@ -19,10 +19,20 @@ from the command line. The figures, each drawn only where it applies:
                            with the theoretical stability boundary on quadratics.
 ``objective_1d``           a 1-D objective and its derivative, critical points
                            marked, with the runs' iterates on the curve.
+``search``                 when the swept values are not a grid (:func:`is_grid`:
+                           Optuna, random search): final f - f* against each swept
+                           key, and the best so far against the trial.
 =========================  ==========================================================
 
 Conventions shared by the figures:
 
+* **Grid or search** (:func:`is_grid`): off a grid, figures draw one panel, not one per
+  value of a swept key, and a line's legend entry names all its swept values.
+* **Titles** are wrapped to the figure's width and followed by the settings the sweep
+  holds fixed (:func:`fixed_settings`); a legend beside the panels widens the figure.
+* **Reached tol** means the stop rule |f_k - f_(k-1)| < tol fired (:func:`reached_tol`:
+  ``stop_reason == "tol"``, or status ``converged`` in tables without ``stop_reason``);
+  its marker sits on the run's last row.
 * **Swept keys** (:func:`swept_keys`) are the config columns whose value varies
   across runs. The seed, and columns that follow it (``objective.seed: ${seed}``),
   make repetitions, not sweeps. The line colour follows ``lr`` when it is swept,
@@ -45,7 +55,8 @@ Each ``*_figure(traces, runs)`` function returns a Figure (or ``None`` when the
 figure does not apply); its artists carry gids that name what they show:
 ``run:<run_id>`` (one run's rows), ``median:<config_id>`` and
 ``band:<config_id>`` (repetitions), ``diverged:<run_id>``, ``end:<run_id>``,
-``path:<run_id>``, ``iterates:<run_id>``, ``stability``, ``critical:<kind>``.
+``path:<run_id>``, ``iterates:<run_id>``, ``start:<run_id>``, ``stability``, ``critical:<kind>``,
+``final`` and ``best_so_far`` (search).
 """
 
 from __future__ import annotations
