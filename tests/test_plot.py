@@ -598,6 +598,11 @@ def test_a_grid_with_lr_1e300_draws_its_heatmap_and_marks_the_cell(compose_cfg, 
         edges = patch.axes.xaxis.get_transform().transform([x0, x1])
         assert np.isclose(edges[1] - edges[0], 1.0)
     assert not outside(fig)
+    # lr = inf has no place on the axis: still a heatmap, and the legend names the runs left out.
+    fig = plot.heatmap_figure(traces, runs.assign(lr=runs["lr"].replace(1e300, np.inf)))
+    (legend,) = fig.legends
+    assert "no cell: lr = inf, momentum = 0.5: diverged; lr = inf, momentum = 0: diverged" in [
+        t.get_text() for t in legend.get_texts()]  # fmt: skip
 
 
 def test_the_quartic_from_x0_1e300_draws_objective_1d_and_marks_the_start(compose_cfg, tmp_path):
