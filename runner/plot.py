@@ -10,8 +10,8 @@ from the command line. The figures, each drawn only where it applies:
 ``convergence_iteration``  f - f* (f where f* is unknown) against iteration, log y;
                            one line per value of the swept hyperparameter, one
                            panel per value of the other swept keys.
-``convergence_evaluations`` the same against function evaluations (``nfev``), when
-                           evaluations are not simply iterations + 1 (scipy).
+``convergence_evaluations`` the same against evaluations, function plus gradient
+                           (``nfev + ngev``), when they are not simply iterations + 1 (scipy).
 ``momentum``               vanilla (momentum 0) against each momentum value, with
                            the iterations to reach the tolerance in the legend.
 ``paths``                  iterate paths on the contours of a 2-D objective.
@@ -19,10 +19,20 @@ from the command line. The figures, each drawn only where it applies:
                            with the theoretical stability boundary on quadratics.
 ``objective_1d``           a 1-D objective and its derivative, critical points
                            marked, with the runs' iterates on the curve.
+``search``                 when the swept values are not a grid (:func:`is_grid`:
+                           Optuna, random search): final f - f* against each swept
+                           key, and the best so far against the trial.
 =========================  ==========================================================
 
 Conventions shared by the figures:
 
+* **Grid or search** (:func:`is_grid`): off a grid, figures draw one panel, not one per
+  value of a swept key, and a line's legend entry names all its swept values.
+* **Titles** are wrapped to the figure's width and followed by the settings the sweep
+  holds fixed (:func:`fixed_settings`); a legend beside the panels widens the figure.
+* **Reached tol** means the stop rule |f_k - f_(k-1)| < tol fired (:func:`reached_tol`:
+  ``stop_reason == "tol"``, or status ``converged`` in tables without ``stop_reason``);
+  its marker sits on the run's last row.
 * **Swept keys** (:func:`swept_keys`) are the config columns whose value varies
   across runs. The seed, and columns that follow it (``objective.seed: ${seed}``),
   make repetitions, not sweeps. The line colour follows ``lr`` when it is swept,
@@ -45,7 +55,8 @@ Each ``*_figure(traces, runs)`` function returns a Figure (or ``None`` when the
 figure does not apply); its artists carry gids that name what they show:
 ``run:<run_id>`` (one run's rows), ``median:<config_id>`` and
 ``band:<config_id>`` (repetitions), ``diverged:<run_id>``, ``end:<run_id>``,
-``path:<run_id>``, ``iterates:<run_id>``, ``stability``, ``critical:<kind>``.
+``path:<run_id>``, ``iterates:<run_id>``, ``start:<run_id>``, ``stability``, ``critical:<kind>``,
+``final`` and ``best_so_far`` (search).
 """
 
 from __future__ import annotations
@@ -86,11 +97,16 @@ NAMES = {
     "objective.x0": "x0",
 }
 GAP = "f − f*"
+X_LABELS = {
+    "iteration": "iteration",
+    "nfev": "function evaluations (nfev)",
+    "evaluations": "evaluations: function + gradient (nfev + ngev)",
+}
 DIVERGED_MARKER = {"marker": "x", "markersize": 9, "markeredgewidth": 2.2, "linestyle": "none", "zorder": 5,
                    "clip_on": False}  # fmt: skip
 PANEL_SIZE = (4.6, 3.4)
 # The trace columns the figures read; x_2 only tells 2-D runs from bigger ones (see _dims).
-TRACE_COLUMNS = ["run_id", "iteration", "f", "nfev", "x_0", "x_1", "x_2"]
+TRACE_COLUMNS = ["run_id", "iteration", "f", "nfev", "ngev", "x_0", "x_1", "x_2"]
 # Past these, a figure shows evenly spaced values of a swept key (the first and the last among
 # them) and says so in its title; the tables, and the heatmap, hold every run.
 MAX_LINES = len(PALETTE)  # lines per panel: one colour each
@@ -181,6 +197,8 @@ def _canon(value):
         return None
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, (list, tuple, np.ndarray)):  # a list<double> cell: hashable, comparable
+        return tuple(_canon(v) for v in value)
     return value
 
 
@@ -213,6 +231,58 @@ def swept_keys(runs: pd.DataFrame) -> list[str]:
     return keys
 
 
+def is_grid(runs: pd.DataFrame, keys: list[str] | None = None) -> bool:
+    """Whether the swept values of ``runs`` form a grid.
+
+    The rule: with ``k`` swept keys taking ``n_1, ..., n_k`` distinct values, the
+    runs form a grid when they hold at least half of the ``n_1 * ... * n_k``
+    combinations (a grid with a few failed or skipped cells still is one). One
+    swept key, or none, is always a grid. A random or Optuna search, where each
+    trial draws its own values, holds about ``n`` of ``n**k`` combinations: not a grid.
+    """
+    keys = swept_keys(runs) if keys is None else keys
+    if len(keys) < 2:
+        return True
+    columns = pd.DataFrame({k: _column(runs, k) for k in keys})
+    combos = len(set(columns.apply(tuple, axis=1)))
+    return combos >= 0.5 * math.prod(columns[k].nunique(dropna=False) for k in keys)
+
+
+def fixed_settings(runs: pd.DataFrame) -> str:
+    """The settings every run of the sweep shares, for a subtitle:
+    ``fixed: objective=shifted_quadratic, optimizer.momentum=0.9, max_iter=1000, tol=1e-06``.
+
+    A key counts when it is not swept and has one value among the runs that
+    have it (``optimizer.momentum`` of the momentum runs when gd meets momentum);
+    ``trace.x`` (what is recorded, not how the run goes) is left out.
+    """
+    swept = set(swept_keys(runs))
+    parts = []
+    for key in config_keys(runs):
+        if key in swept or key == "trace.x":
+            continue
+        values = _column(runs, key).dropna().unique()
+        if len(values) == 1:
+            parts.append(f"{key}={_fmt(values[0])}")
+    return "fixed: " + ", ".join(parts) if parts else ""
+
+
+def _setting(run, keys: list[str]) -> str:
+    """A run's values of ``keys``, for a legend: ``lr=0.5, momentum=0.9``."""
+    return ", ".join(f"{_short(k)}={_fmt(run[k])}" for k in keys)
+
+
+def reached_tol(runs: pd.DataFrame) -> pd.Series:
+    """Which runs stopped because |f_k - f_(k-1)| < tol: ``stop_reason == "tol"`` where the runs
+    table has that column, else (tables written before it) status ``converged``."""
+    if "stop_reason" in runs.columns:
+        return (runs["stop_reason"] == "tol").fillna(False).astype(bool)
+    return (runs["status"] == "converged").astype(bool)
+
+
+TOL_RULE = "|Δf| < tol"  # the stop rule, as the figures name it
+
+
 def _name(key: str | None) -> str:
     return NAMES.get(key, key) if key else ""
 
@@ -230,6 +300,8 @@ def _fmt(value) -> str:
         return str(value).lower()
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
     return str(value)
 
 
@@ -295,6 +367,7 @@ class _Layout:
     failed: pd.DataFrame
     swept: list = field(default_factory=list)
     shown: str = ""  # which values are drawn, when not all of them are: "8 of 40 learning rates"
+    grid: bool = True  # the swept values form a grid (is_grid): else one line names all its swept values
 
 
 def _layout(traces: pd.DataFrame, runs: pd.DataFrame, *, hue: str | None = None, extra_panel_keys=(),
@@ -302,8 +375,11 @@ def _layout(traces: pd.DataFrame, runs: pd.DataFrame, *, hue: str | None = None,
     traced_ids = set(traces["run_id"].unique()) if "run_id" in traces.columns and len(traces) else set()
     traced = runs[runs["run_id"].isin(traced_ids)]
     keys = swept_keys(traced)
+    grid = is_grid(traced, keys)
     hue = hue if hue is not None else _hue_key(traced, keys)
-    facets = [k for k in keys if k != hue] + [k for k in extra_panel_keys if k not in keys and k != hue]
+    # Off a grid every trial has its own values: a panel per value would hold one line each.
+    facets = [k for k in keys if k != hue] if grid else []
+    facets += [k for k in extra_panel_keys if k not in facets and k != hue]
     all_values = _ordered(_column(traced, hue)) if hue else [None]
     values = _evenly(all_values, MAX_LINES)
     all_panels = _panels(traced, facets)
@@ -319,7 +395,7 @@ def _layout(traces: pd.DataFrame, runs: pd.DataFrame, *, hue: str | None = None,
     if shown:
         traced = pd.concat([p for _, p in panels])
     failed = runs[~runs["run_id"].isin(traced_ids)]
-    return _Layout(hue, values, _styles(values), panels, traced, failed, keys, " and ".join(shown))
+    return _Layout(hue, values, _styles(values), panels, traced, failed, keys, " and ".join(shown), grid)
 
 
 def _evenly(items: list, most: int) -> list:
@@ -337,6 +413,13 @@ def _title(layout: _Layout, text: str) -> str:
 
 def _hue_of(layout: _Layout, run: pd.Series):
     return _canon(run[layout.hue]) if layout.hue else None
+
+
+def _run_label(layout: _Layout, run: pd.Series, panel_runs: pd.DataFrame) -> str:
+    """A run's legend entry: its colour key's value; off a grid, all its swept values."""
+    if not layout.grid:
+        return _setting(run, layout.swept)
+    return _fmt(_hue_of(layout, run)) if layout.hue else _describe(panel_runs) or "run"
 
 
 def _in_hue_order(layout: _Layout, runs: pd.DataFrame) -> pd.DataFrame:
@@ -571,9 +654,35 @@ def _legend(ax, handles: list, title: str | None) -> None:
                   fontsize=9, title_fontsize=9, frameon=False, alignment="left")
 
 
-def _suptitle(fig: Figure, text: str) -> None:
+def _wrap(text: str, width_in: float, fontsize: float) -> str:
+    """``text`` wrapped to lines that fit ``width_in`` inches at ``fontsize`` points (each line kept
+    whole where it fits): a character of DejaVu Sans averages under 0.6 em, wide ones 0.65."""
+    chars = max(int(width_in * 72 / (0.65 * fontsize)), 20)
+    return "\n".join(textwrap.fill(line, chars, break_long_words=True) for line in text.split("\n"))
+
+
+def _suptitle(fig: Figure, text: str, runs: pd.DataFrame | None = None, *, fit: bool = True) -> None:
+    """The figure title, and below it the settings the sweep's ``runs`` hold fixed
+    (:func:`fixed_settings`); both wrapped to the figure's width, so they fit at any sweep size.
+    ``fit`` widens the figure to a legend beside the panels (:func:`_fit_width`; it costs a draw)."""
+    fixed = fixed_settings(runs) if runs is not None and len(runs) else ""
+    text = "\n".join(part for part in (text, fixed) if part)
     if text:
-        fig.suptitle(text, fontsize=11)
+        fig.suptitle(_wrap(text, fig.get_figwidth() - 0.2, 11), fontsize=11)
+    if fit:
+        _fit_width(fig)
+
+
+def _fit_width(fig: Figure) -> None:
+    """Widen ``fig`` until what it draws fits: a legend beside the panels is as wide as its longest
+    entry, and constrained layout cannot shrink a panel with a fixed aspect (paths) to make room."""
+    for _ in range(3):
+        fig.draw_without_rendering()  # lays it out
+        box = fig.get_tightbbox()  # inches
+        over = max(box.x1 - fig.get_figwidth(), -box.x0, 0.0)
+        if over <= 0.02:
+            return
+        fig.set_figwidth(fig.get_figwidth() + over + 0.15)
 
 
 # --------------------------------------------------------------------------- convergence
@@ -604,11 +713,18 @@ def _convergence(traces, runs, layout: _Layout, x: str, *, label=None) -> Figure
     bottom, top = _y_range(every, log_y)
     ends = np.array([c.x[-1] for c in every if len(c.x) and not c.wild] or [1.0])
     log_x = x != "iteration" and _span_is_wide(ends, 2)
-    name = (lambda c: _fmt(c.hue_value)) if layout.hue else (lambda c: _describe(c.runs) or "run")
+    if not layout.grid:  # each line has its own values of every swept key: the legend names them all
+        name = lambda c: _setting(c.runs.iloc[0], layout.swept)
+    elif layout.hue:
+        name = lambda c: _fmt(c.hue_value)
+    else:
+        name = lambda c: _describe(c.runs) or "run"
     label = label or name
     one_line_per_colour = len(every) == len({c.hue_value for c in every})
 
-    fig, axes, ncols = _grid(len(layout.panels))
+    # The legend beside the panels is as wide as its longest entry (a search's names every swept value).
+    longest = max((len(label(c)) + (len(c.note()) + 3 if c.note() else 0) for c in every), default=0)
+    fig, axes, ncols = _grid(len(layout.panels), extra_width=max(2.2, 0.075 * min(longest, 60) + 0.6))
     handles, per_panel_legends = {}, not one_line_per_colour and label is not name
     x_max, x_min = [], []
     for i, (ax, (title, _), curves) in enumerate(zip(axes, layout.panels, panel_curves)):
@@ -621,7 +737,7 @@ def _convergence(traces, runs, layout: _Layout, x: str, *, label=None) -> Figure
             style = layout.styles[c.hue_value]
             text = label(c)
             if c.note() and one_line_per_colour:
-                text += f" ({c.note()})"
+                text = textwrap.fill(text + f" ({c.note()})", 60, subsequent_indent="  ")
             elif c.note():
                 notes.append(f"{_short(layout.hue)} = {_fmt(c.hue_value)}: {c.note()}" if layout.hue else c.note())
             kind = f"median:{c.config_id}" if c.band else f"run:{next(iter(c.per_run))}"
@@ -647,24 +763,24 @@ def _convergence(traces, runs, layout: _Layout, x: str, *, label=None) -> Figure
                 if point is not None:
                     ax.plot([point[0]], [point[1]], color=style["color"], gid=f"diverged:{rid}", **DIVERGED_MARKER)
                     x_max.append(point[0])
-            if label is not name:  # a comparison: mark where each run reached tol
+            if label is not name:  # a comparison: mark where the stop rule |Δf| < tol fired, the run's last row
+                stopped = dict(zip(c.runs["run_id"], reached_tol(c.runs)))
                 for rid, (xs, ys) in c.per_run.items():
-                    status = c.runs.loc[c.runs["run_id"] == rid, "status"].iloc[0]
-                    if status == "converged" and len(ys) and np.isfinite(ys[-1]):
+                    if stopped[rid] and len(ys) and np.isfinite(ys[-1]):
                         ax.plot([xs[-1]], [ys[-1]], "o", ms=5, color=style["color"], gid=f"end:{rid}",
                                 clip_on=False, zorder=4)  # fmt: skip
         if notes:  # one line each, up to three; past that, wrapped
             lines = notes if len(notes) <= 3 else textwrap.wrap("; ".join(notes), 60, max_lines=4, placeholder=" ...")
             title = "\n".join(([title] if title else []) + lines)
         if title:
-            ax.set_title(title, fontsize=9)
+            ax.set_title(_wrap(title, PANEL_SIZE[0], 9), fontsize=9)
         if per_panel_legends:
             ax.legend(fontsize=7.5, title=_name(layout.hue) or None, title_fontsize=7.5, loc="best")
         ax.grid(True, which="major", alpha=0.3)
         if i % ncols == 0:
             ax.set_ylabel(_y_label(gap) if gap or not any(c.gap for c in every) else f"{GAP} (f where f* unknown)")
         if not _has_panel_below(i, len(axes), ncols):
-            ax.set_xlabel("iteration" if x == "iteration" else "function evaluations (nfev)")
+            ax.set_xlabel(X_LABELS.get(x, x))
     hi = max(x_max or [1.0])
     lo = min(x_min or [0.0])
     if log_x:
@@ -676,26 +792,35 @@ def _convergence(traces, runs, layout: _Layout, x: str, *, label=None) -> Figure
     if any(c.diverged_ids for c in every):
         legend.append(_diverged_handle("diverged: last value on the plot"))
     if label is not name:
-        legend.append(Line2D([], [], color="0.3", marker="o", ms=5, ls="none", label="reached tol"))
+        legend.append(Line2D([], [], color="0.3", marker="o", ms=5, ls="none", label=f"stopped: {TOL_RULE}"))
     legend += _not_drawn(layout, runs)
-    _legend(axes[min(ncols, len(axes)) - 1], legend, None if per_panel_legends else _name(layout.hue))
+    legend_title = None if per_panel_legends or not layout.grid else _name(layout.hue)
+    _legend(axes[min(ncols, len(axes)) - 1], legend, legend_title)
     repeats = max((len(c.per_run) for c in every), default=1)
     title = _describe(layout.traced, skip=layout.swept)
     if repeats > 1:
         title += f"; median and 25–75 % band over {repeats} seeds"
-    _suptitle(fig, _title(layout, title))
+    _suptitle(fig, _title(layout, title), runs)
     return fig
 
 
 def evaluations_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
-    """The convergence figure against function evaluations, when they tell more than iterations:
-    some run's ``nfev`` is not ``iteration + 1`` (scipy's line searches, Powell's probes)."""
+    """The convergence figure against evaluations, function plus gradient (``nfev + ngev``), what a
+    method used; drawn when they tell more than iterations: some run's ``nfev`` or ``ngev`` is not
+    ``iteration + 1`` (scipy's line searches, Powell's probes, trust-ncg's Hessian-vector products)."""
     if traces.empty or "nfev" not in traces.columns:
         return None
     nfev = pd.to_numeric(traces["nfev"], errors="coerce")
-    if nfev.isna().all() or (nfev == traces["iteration"] + 1).all():
+    ngev = pd.to_numeric(traces["ngev"], errors="coerce") if "ngev" in traces.columns else None
+    one_each = nfev == traces["iteration"] + 1
+    if ngev is not None:
+        one_each &= ngev == traces["iteration"] + 1
+    if nfev.isna().all() or one_each.all():
         return None
-    return convergence_figure(traces[nfev.notna()], runs, x="nfev")
+    if ngev is None:  # tables without gradient counts: function evaluations alone
+        return convergence_figure(traces[nfev.notna()], runs, x="nfev")
+    evaluations = nfev + ngev
+    return convergence_figure(traces.assign(evaluations=evaluations)[evaluations.notna()], runs, x="evaluations")
 
 
 # --------------------------------------------------------------------------- momentum
@@ -716,17 +841,17 @@ def momentum_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
 
     vanilla = {}
     for _, panel_runs in layout.panels:
-        base = panel_runs[(_column(panel_runs, MOMENTUM) == 0) & (panel_runs["status"] == "converged")]
+        base = panel_runs[(_column(panel_runs, MOMENTUM) == 0) & reached_tol(panel_runs)]
         vanilla.update(dict.fromkeys(panel_runs["run_id"], float(base["iterations"].median()) if len(base) else None))
 
     def label(curve: _Curve) -> str:
         m = curve.hue_value
         name = f"{_fmt(m)} (vanilla)" if m == 0 else _fmt(m)
-        status = curve.runs["status"]
+        stopped = reached_tol(curve.runs)
         n = len(curve.runs)
-        if not (status == "converged").all():
-            reached = int((status == "converged").sum())
-            return f"{name}: {reached} of {n} reached tol" if n > 1 else f"{name}: tol not reached"
+        if not stopped.all():
+            reached = int(stopped.sum())
+            return f"{name}: {reached} of {n} stopped by {TOL_RULE}" if n > 1 else f"{name}: {TOL_RULE} not reached"
         its = float(curve.runs["iterations"].median())
         text = f"{name}: {its:g} iterations to tol" + (" (median)" if n > 1 else "")
         base = vanilla[curve.runs["run_id"].iloc[0]]
@@ -895,7 +1020,7 @@ def paths_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
             p = paths[rid]
             style = layout.styles[_hue_of(layout, run)]
             finite = np.all(np.isfinite(p), axis=1)
-            label = _fmt(_hue_of(layout, run)) if layout.hue else _describe(panel_runs) or "run"
+            label = _run_label(layout, run, panel_runs)
             if rid in diverged and one_line_per_colour:
                 label += f" ({'diverged' if run['status'] == 'diverged' else 'growing'})"
             drawn = p[finite]
@@ -930,8 +1055,10 @@ def paths_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
     ]
     if any(g.startswith("diverged:") for ax in axes for g in (ln.get_gid() or "" for ln in ax.get_lines())):
         legend.append(_diverged_handle("diverged or growing: where it leaves the view"))
-    _legend(axes[min(ncols, len(axes)) - 1], legend + _not_drawn(layout, runs), _name(layout.hue))
-    _suptitle(fig, _title(layout, _describe(layout.traced, skip=layout.swept) + "; iterate paths on contours of f"))
+    legend_title = _name(layout.hue) if layout.grid else None
+    _legend(axes[min(ncols, len(axes)) - 1], legend + _not_drawn(layout, runs), legend_title)
+    _suptitle(fig, _title(layout, _describe(layout.traced, skip=layout.swept) + "; iterate paths on contours of f"),
+              runs)  # fmt: skip
     return fig
 
 
@@ -983,9 +1110,17 @@ class _CellAxis:
 
     def __init__(self, values: np.ndarray):
         self.values = np.asarray(values, float)
-        self.log = bool(self.values.min() > 0 and self.values.max() / self.values.min() >= 10)
-        self.knots = np.log10(self.values) if self.log else self.values
-        self.index = np.arange(len(self.values), dtype=float)
+        with np.errstate(over="ignore"):
+            self.log = bool(self.values.min() > 0 and self.values.max() / self.values.min() >= 10)
+        knots = np.log10(self.values) if self.log else self.values
+        # One knot past each end, a cell's spacing away but short of overflowing (lr = 1e300 next to
+        # lr = 1 is 300 decades from it): the end cells' outer edges are finite numbers.
+        room = math.log10(np.finfo(float).max) - 0.01 if self.log else np.finfo(float).max / 4
+        step = np.diff(knots) if len(knots) > 1 else np.array([1.0])
+        before = min(step[0], room + knots[0])
+        after = min(step[-1], room - knots[-1])
+        self.knots = np.concatenate([[knots[0] - before], knots, [knots[-1] + after]])
+        self.index = np.arange(-1, len(self.values) + 1, dtype=float)
 
     def forward(self, v):
         v = np.asarray(v, float)
@@ -1031,7 +1166,10 @@ def heatmap_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
         return None
     # Cells need numbers: a failed run's lr=abc turns the column to text, and has no cell.
     lr, momentum = (pd.to_numeric(runs[key], errors="coerce") for key in ("lr", MOMENTUM))
-    grid_runs = runs.assign(**{"lr": lr, MOMENTUM: momentum})[lr.notna() & momentum.notna()]
+    # An infinite lr or momentum has no cell either: the legend names its runs.
+    on_grid = np.isfinite(lr) & np.isfinite(momentum)
+    off_grid_runs = runs[lr.notna() & momentum.notna() & ~on_grid]
+    grid_runs = runs.assign(**{"lr": lr, MOMENTUM: momentum})[on_grid]
     keys = swept_keys(grid_runs)
     if not {"lr", MOMENTUM} <= set(keys):
         return None
@@ -1042,7 +1180,8 @@ def heatmap_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
             return None
     first_last_f = _first_and_last_f(traces)
     # Iterations to reach tol say something only where some run reached it (not with tol=0).
-    quantities = (GAP, "iterations to reach tol") if (grid_runs["status"] == "converged").any() else (GAP,)
+    stopped_by_tol = dict(zip(grid_runs["run_id"], reached_tol(grid_runs)))
+    quantities = (GAP, f"iterations until {TOL_RULE}") if any(stopped_by_tol.values()) else (GAP,)
     fig = Figure(figsize=(0.9 + 5.3 * len(quantities), 4.4 * len(panels) + 0.6), layout="constrained")
     axes = fig.subplots(len(panels), len(quantities), squeeze=False)
     boundary_drawn = boundary_seen = diverged_any = over_any = blank_any = False
@@ -1077,10 +1216,11 @@ def heatmap_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
             elif status.count("failed") == len(cell):
                 state[i, j] = "failed"
             else:
-                state[i, j] = "ok" if status.count("converged") == len(cell) else "not converged"
+                stopped = [stopped_by_tol[run["run_id"]] for run in cell]
+                state[i, j] = "ok" if all(stopped) else "not converged"
             if finals and not diverged:
                 gap_cells[i, j] = float(np.median(finals))
-            converged = [run["iterations"] for run in cell if run["status"] == "converged"]
+            converged = [run["iterations"] for run in cell if stopped_by_tol[run["run_id"]]]
             if converged and not diverged:
                 it_cells[i, j] = float(np.median(converged))
             elif state[i, j] == "not converged":
@@ -1168,13 +1308,19 @@ def heatmap_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
         legend.append(Patch(facecolor=_viridis_with_over().get_over(), label=f"{GAP} above the start's (growing)"))
     if blank_any:
         legend.append(Patch(facecolor="white", edgecolor="0.6", label="not run, or failed"))
+    if len(off_grid_runs):
+        cells = sorted({f"lr = {_fmt(r['lr'])}, momentum = {_fmt(r[MOMENTUM])}: {r['status']}"
+                        for _, r in off_grid_runs.iterrows()})  # fmt: skip
+        legend.append(Line2D([], [], ls="none", label="no cell: " + "; ".join(cells[:4])
+                             + (f" and {len(cells) - 4} more" if len(cells) > 4 else "")))  # fmt: skip
     if legend:
         for handle in legend:  # to the figure's width: one column of panels holds about 78 characters
             handle.set_label(textwrap.fill(handle.get_label(), 78 * len(quantities)))
         fig.legend(handles=legend, loc="outside lower center", ncols=len(legend) if len(quantities) > 1 else 1,
                    fontsize=9, frameon=False)  # fmt: skip
     repeats = grid_runs.groupby("config_id").size().max()
-    _suptitle(fig, _describe(grid_runs, skip=keys) + ("; medians over seeds" if repeats > 1 else ""))
+    # Its legend sits below the panels, wrapped to their width: nothing to widen for.
+    _suptitle(fig, _describe(grid_runs, skip=keys) + ("; medians over seeds" if repeats > 1 else ""), runs, fit=False)
     return fig
 
 
@@ -1219,6 +1365,104 @@ def _panel_stability(panel: pd.DataFrame):
     return (limit, _stability_text(str(optimizers[0]), hyper, float(L))) if limit is not None else none
 
 
+# --------------------------------------------------------------------------- searches (not a grid)
+
+
+def _trial_order(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs in the order they started (``started_at``, then table order): a search's trials."""
+    if "started_at" not in runs.columns:
+        return runs
+    started = pd.to_datetime(runs["started_at"], errors="coerce", utc=True)
+    return runs.iloc[np.argsort(started.to_numpy(dtype="datetime64[ns]"), kind="stable")]
+
+
+def search_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
+    """A search's outcome, drawn when the swept values do not form a grid (:func:`is_grid`):
+    final f - f* (f where f* is unknown) against each swept key, one point per run, log x where
+    the values span two decades; and the best value so far against the trial, in start order.
+
+    A run whose final value is not finite (diverged) is an ``x`` on the top edge (gid
+    ``diverged:<run_id>``); a value at or below 0 on a log axis (f* reached to
+    rounding) is a triangle on the bottom edge. A swept key whose values are
+    not all finite numbers (text, inf) gets one slot per value.
+    """
+    if "f" not in runs.columns:
+        return None
+    done = runs[runs["status"] != "failed"] if "status" in runs.columns else runs
+    keys = swept_keys(done)
+    if len(done) < 2 or is_grid(done, keys):
+        return None
+    done = _trial_order(done)
+    f_star = done["f_star"].map(_finite) if "f_star" in done.columns else pd.Series(None, index=done.index)
+    gap = bool(f_star.notna().all())
+    final = pd.to_numeric(done["f"], errors="coerce").to_numpy(float) - (f_star.fillna(0).to_numpy(float))
+    finite = np.isfinite(final)
+    log_y = bool(finite.any() and (final[finite] > 0).any() and (gap or _span_is_wide(final[finite], 2)))
+    shown = final[finite & (final > 0)] if log_y else final[finite]
+    if not len(shown):
+        shown = np.array([1.0])
+    if log_y:
+        pad = max(0.04 * math.log10(shown.max() / shown.min()), 0.15) if shown.max() > shown.min() else 0.5
+        bottom, top = shown.min() / 10**pad, shown.max() * 10**pad
+    else:
+        pad = 0.05 * (shown.max() - shown.min()) or max(abs(shown.max()), 1.0) * 0.1
+        bottom, top = shown.min() - pad, shown.max() + pad
+    y = np.where(~finite, top, np.where(log_y & (final <= 0), bottom, final))
+    what = GAP if gap else "f"
+
+    fig, axes, ncols = _grid(len(keys) + 1, sharex=False, sharey=True)
+    for i, (ax, key) in enumerate(zip(axes, keys + [None])):
+        ax.set_yscale("log" if log_y else "linear")
+        ax.set_ylim(bottom, top)
+        if key is None:  # best so far against trial
+            trial = np.arange(1, len(done) + 1, dtype=float)
+            best = np.fmin.accumulate(np.where(finite, y, np.inf))
+            ok = np.isfinite(best)
+            ax.plot(trial[ok], best[ok], drawstyle="steps-post", color=PALETTE[0], lw=1.8, gid="best_so_far",
+                    label="best so far")  # fmt: skip
+            xs = trial
+            ax.set_xlabel("trial, in start order")
+            ax.set_xlim(0.5, len(done) + 0.5)
+        else:
+            values = _column(done, key)
+            numeric = values.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+                                 and math.isfinite(v)).all()  # fmt: skip
+            if numeric:
+                xs = values.to_numpy(float)
+                if bool((xs > 0).all()) and _span_is_wide(xs, 1):  # values that span a decade or more
+                    ax.set_xscale("log")
+            else:  # one slot per value, in value order
+                order = _ordered(values)
+                xs = values.map(order.index).to_numpy(float)
+                ax.set_xticks(range(len(order)), [_fmt(v) for v in order])
+                ax.set_xlim(-0.5, len(order) - 0.5)
+            ax.set_xlabel(_name(key))
+        ok = finite & ((final > 0) if log_y else True)
+        ax.plot(xs[ok], y[ok], "o", ms=5, color=PALETTE[0], alpha=0.8, ls="none", gid="final", label=f"final {what}")
+        low = finite & ~ok
+        if low.any():
+            ax.plot(xs[low], y[low], "v", ms=7, color=PALETTE[2], ls="none", clip_on=False, zorder=4,
+                    gid="at_f_star", label=f"final {what} ≤ 0 (f* to rounding)")  # fmt: skip
+        for rid, xv in zip(done["run_id"][~finite], xs[~finite]):
+            ax.plot([xv], [top], color=PALETTE[1], gid=f"diverged:{rid}", **DIVERGED_MARKER)
+        ax.grid(True, alpha=0.3)
+        if i % ncols == 0:
+            ax.set_ylabel(f"final {what}")
+    legend = [Line2D([], [], marker="o", ms=5, color=PALETTE[0], ls="none", label=f"final {what}, one run each"),
+              Line2D([], [], color=PALETTE[0], lw=1.8, drawstyle="steps-post", label=f"best final {what} so far")]
+    if (finite & log_y & (final <= 0)).any():
+        legend.append(Line2D([], [], marker="v", ms=7, color=PALETTE[2], ls="none", label=f"final {what} ≤ 0"))
+    if (~finite).any():
+        legend.append(_diverged_handle(f"diverged: final {what} not finite"))
+    failed = len(runs) - len(done)
+    if failed:
+        legend.append(Line2D([], [], ls="none", label=f"{failed} failed, not drawn"))
+    _legend(axes[min(ncols, len(axes)) - 1], legend, None)
+    title = _describe(done, skip=keys) + f"; a search of {len(done)} runs over {', '.join(_name(k) for k in keys)}"
+    _suptitle(fig, title.lstrip("; "), runs)
+    return fig
+
+
 # --------------------------------------------------------------------------- 1-D objective
 
 
@@ -1231,7 +1475,10 @@ def critical_points(objective, lo: float, hi: float, n: int = 4001) -> list[tupl
     g = objective.grad(xs[:, None])[:, 0]
     found = []
     for k in np.flatnonzero(np.sign(g[:-1]) * np.sign(g[1:]) < 0):
-        root = brentq(lambda t: float(objective.grad(np.array([t]))[0]), xs[k], xs[k + 1], xtol=1e-12)
+        try:
+            root = brentq(lambda t: float(objective.grad(np.array([t]))[0]), xs[k], xs[k + 1], xtol=1e-12)
+        except RuntimeError:  # a bracket as wide as 1e300 does not narrow to 1e-12 in brentq's 100 steps
+            continue
         found.append((root, "minimum" if g[k] < 0 else "maximum"))
     return found
 
@@ -1254,11 +1501,15 @@ def objective_1d_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | No
         fs = {rid: by_run[rid]["f"].to_numpy(float) for rid in panel_runs["run_id"]}
         diverged = {rid for rid in xs if _wild(panel_runs, rid, fs[rid], xs[rid][:, None])}
         sane = [rid for rid in xs if rid not in diverged]
-        points = [xs[r][:1, None] for r in xs] + [xs[r][:, None] for r in sane]
-        values = [fs[r][:1] for r in xs] + [fs[r] for r in sane]
+        # A start where f is not a number (x0 = 1e300 on the quartic) sets no view: it is marked at the edge.
+        starts = [r for r in xs if np.isfinite(fs[r][0]) and np.isfinite(xs[r][0])]
+        points = [xs[r][:1, None] for r in starts] + [xs[r][:, None] for r in sane]
+        values = [fs[r][:1] for r in starts] + [fs[r] for r in sane]
         if objective.x_star is not None:
             points.append(np.asarray(objective.x_star, float)[None])
             values.append(np.array([np.nan]))
+        if not points:  # nothing finite to centre on: the origin, with the critical points around it
+            points, values = [np.zeros((1, 1))], [np.array([np.nan])]
         view = _sane_points(points, values, [xs[r][:, None] for r in diverged], [fs[r] for r in diverged])
         lo, hi = float(view.min()), float(view.max())
         # Critical points near the iterates belong in the picture (the notes' Figure 2 shows all three).
@@ -1289,7 +1540,8 @@ def objective_1d_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | No
                 (h,) = ax.plot([c], [y], marker=marker, ms=12 if marker == "*" else 9, color="black", mfc="#F0E442",
                                ls="none", zorder=3.5, gid=f"critical:{kind}")  # fmt: skip
             kinds_seen.setdefault(label, h)
-        f_lo, f_hi = float(np.min(F)), float(np.max(F))
+        shown_f = F[np.isfinite(F)] if np.isfinite(F).any() else np.zeros(1)
+        f_lo, f_hi = float(np.min(shown_f)), float(np.max(shown_f))
         pad = 0.06 * (f_hi - f_lo or 1.0)
         f_top = f_hi + pad
         for _, run in _in_hue_order(layout, panel_runs).iterrows():
@@ -1297,20 +1549,30 @@ def objective_1d_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | No
             style = layout.styles[_hue_of(layout, run)]
             x, f = xs[rid], fs[rid]
             ok = np.isfinite(x) & np.isfinite(f)
-            label = _fmt(_hue_of(layout, run)) if layout.hue else _describe(panel_runs) or "run"
+            label = _run_label(layout, run, panel_runs)
             if rid in diverged and one_line_per_colour:
                 label += f" ({'diverged' if run['status'] == 'diverged' else 'growing'})"
             drawn = np.stack([x[ok], f[ok]], axis=1)
-            if rid in diverged:
+            if rid in diverged and len(drawn):
                 k, exit_point = _exit(drawn, np.array([lo, -np.inf]), np.array([hi, f_top]))
                 drawn = drawn[: k + 1]
             (line,) = ax_f.plot(drawn[:, 0], drawn[:, 1], lw=0.9, marker="o", ms=3.5, alpha=0.9, gid=f"iterates:{rid}",
                                 zorder=3, label=label, **style)  # fmt: skip
             if layout.hue or rid in diverged:
                 handles.setdefault(label, line)
-            ax_f.plot(x[0], f[0], "o", ms=9, mfc="white", mec=style["color"], mew=1.8, zorder=4, gid=f"start:{rid}")
-            if rid in diverged:
+            if np.isfinite(x[0]) and np.isfinite(f[0]) and lo <= x[0] <= hi and f[0] <= f_top:
+                ax_f.plot(x[0], f[0], "o", ms=9, mfc="white", mec=style["color"], mew=1.8, zorder=4, gid=f"start:{rid}")
+            else:  # off the view: an arrow on its edge, pointing where the start is
+                right = not x[0] < lo
+                edge = (hi if right else lo, f_top if not f[0] <= f_top else max(f[0], f_lo - pad))
+                (off,) = ax_f.plot(*edge, ">" if right else "<", ms=10, mfc="white", mec=style["color"], mew=1.8,
+                                   zorder=4, clip_on=False, gid=f"start:{rid}",
+                                   label=f"start off the view: x0 = {_fmt(float(x[0]))}, f = {_fmt(float(f[0]))}")
+                handles.setdefault(off.get_label(), off)
+            if rid in diverged and len(drawn):
                 ax_f.plot(exit_point[0], exit_point[1], color=style["color"], gid=f"diverged:{rid}", **DIVERGED_MARKER)
+            elif rid in diverged:  # not one finite iterate: the arrow at its start says where it went
+                pass
             else:
                 ax_f.plot(x[-1], f[-1], "s", ms=7, color=style["color"], mec="black", mew=0.6, zorder=5,
                           gid=f"end:{rid}")  # fmt: skip
@@ -1329,9 +1591,9 @@ def objective_1d_figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | No
     ]
     legend += [Line2D([], [], marker=h.get_marker(), ms=h.get_markersize(), color="black", mfc="#F0E442", ls="none",
                       label=label) for label, h in kinds_seen.items()]  # fmt: skip
-    _legend(axes[0, -1], legend, _name(layout.hue))
+    _legend(axes[0, -1], legend, _name(layout.hue) if layout.grid else None)
     _suptitle(fig, _title(layout, _describe(layout.traced, skip=layout.swept)
-                          + "; the objective, its derivative and the iterates"))  # fmt: skip
+                          + "; the objective, its derivative and the iterates"), runs)  # fmt: skip
     return fig
 
 
@@ -1341,6 +1603,7 @@ _FIGURES = {
     "momentum": momentum_figure,
     "paths": paths_figure,
     "heatmap_lr_momentum": heatmap_figure,
+    "search": search_figure,
     "objective_1d": objective_1d_figure,
 }
 

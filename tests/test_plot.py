@@ -392,14 +392,21 @@ def test_objective_1d_marks_the_critical_points_and_the_iterates(compose_cfg, tm
 
 
 def test_scipy_runs_get_a_figure_against_evaluations(compose_cfg, tmp_path):
-    jobs = [["objective=shifted_quadratic", "optimizer=scipy", f"optimizer.method={m}"] for m in ("BFGS", "Powell")]
+    methods = ("BFGS", "Powell", "trust-ncg")
+    jobs = [["objective=shifted_quadratic", "optimizer=scipy", f"optimizer.method={m}"] for m in methods]
     traces, runs = data(make_sweep(compose_cfg, tmp_path, *jobs))
     fig = plot.evaluations_figure(traces, runs)
-    assert fig.axes[0].get_xlabel() == "function evaluations (nfev)"
+    # What a method used: function plus gradient evaluations, as the axis says.
+    assert fig.axes[0].get_xlabel() == "evaluations: function + gradient (nfev + ngev)"
     assert fig.axes[0].get_legend().get_title().get_text() == "method"
-    for run_id, line in artists(fig, "run:").items():
+    lines = artists(fig, "run:")
+    assert set(lines) == set(runs["run_id"])
+    for run_id, line in lines.items():
         rows = traces[traces["run_id"] == run_id].sort_values("iteration")
-        assert np.array_equal(line.get_xydata(), np.column_stack([rows["nfev"], rows["f"]]))
+        assert np.array_equal(line.get_xydata(), np.column_stack([rows["nfev"] + rows["ngev"], rows["f"]]))
+    trust = runs.loc[runs["optimizer.method"] == "trust-ncg", "run_id"].iloc[0]
+    last = traces[traces["run_id"] == trust].sort_values("iteration").iloc[-1]
+    assert lines[trust].get_xdata()[-1] == last["nfev"] + last["ngev"] > 2 * last["nfev"]  # gradients dominate
     assert plot.evaluations_figure(*data(make_sweep(compose_cfg, tmp_path / "gd", *LR_SWEEP[:1]))) is None
 
 
@@ -416,7 +423,10 @@ def test_a_single_run_folder_gets_its_figures_from_the_command_line(compose_cfg,
     f_star = json.loads((run_dir / "summary.json").read_text())["f_star"]
     (line,) = artists(fig, "run:").values()
     assert np.array_equal(line.get_xydata(), np.column_stack([trace["iteration"], trace["f"] - f_star]))
-    assert fig.get_suptitle() == "quartic, gd, lr = 0.01"
+    title, fixed = fig.get_suptitle().split("\n", 1)
+    assert title == "quartic, gd, lr = 0.01"
+    fixed = fixed.replace("\n", " ")
+    assert fixed.startswith("fixed: objective=quartic, optimizer=gd, lr=0.01, max_iter=10000, tol=1e-06")
 
     with pytest.raises(SystemExit) as exit_info:
         plot.main([str(tmp_path / "missing")])
@@ -437,3 +447,230 @@ def test_no_heatmap_for_a_random_search_over_lr_and_momentum():
                          "lr": [0.1, 0.2, 0.3], "optimizer.momentum": [0.5, 0.6, 0.7]})  # fmt: skip
     assert plot.swept_keys(runs) == ["lr", "optimizer.momentum"]
     assert plot.heatmap_figure(pd.DataFrame({"run_id": []}), runs) is None  # 3 of 9 cells: not a grid
+
+
+# --------------------------------------------------------------------------- figures that fit any sweep
+
+
+def data_drawn(fig) -> list:
+    """Per Axes of ``fig`` (colour bars aside), the artists that hold data: lines with a finite
+    point, collections with paths or points, images."""
+    found = []
+    for ax in fig.axes:
+        if ax.get_label() == "<colorbar>":
+            continue
+        lines = [ln for ln in ax.get_lines() if np.isfinite(np.asarray(ln.get_xydata(), float)).all(axis=1).any()]
+        collections = [c for c in ax.collections if len(c.get_paths()) or len(c.get_offsets())]
+        found.append(lines + collections + list(ax.images))
+    return found
+
+
+def outside(fig) -> list[str]:
+    """What of ``fig`` reaches past the image once rendered: its title, its legends, or an Axes with
+    what it draws around itself (its title, legend, axis labels and the tick labels it shows)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)  # what savefig renders with
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    box = fig.bbox
+    parts = {"title": fig._suptitle} if fig._suptitle is not None else {}
+    parts.update({f"legend {i}": legend for i, legend in enumerate(fig.legends)})
+    parts.update({f"axes {i}: {ax.get_title()!r}": ax for i, ax in enumerate(fig.axes)})
+    cut = []
+    for name, part in parts.items():
+        extent = part.get_tightbbox(renderer) if hasattr(part, "get_tightbbox") else part.get_window_extent(renderer)
+        if extent.x0 < box.x0 - 0.5 or extent.x1 > box.x1 + 0.5 or extent.y0 < box.y0 - 0.5 or extent.y1 > box.y1 + 0.5:
+            cut.append(name)
+    return cut
+
+
+def random_search_jobs(n: int, seed: int = 0) -> list[list[str]]:
+    """A random search: each trial draws its own lr (log-uniform over 0.05 .. 20) and momentum."""
+    rng = np.random.default_rng(seed)
+    lrs, momenta = 10 ** rng.uniform(np.log10(0.05), np.log10(20), n), rng.uniform(0, 0.95, n)
+    return [["optimizer=momentum", f"lr={float(lr)!r}", f"optimizer.momentum={float(m)!r}", "max_iter=50", "tol=0"]
+            for lr, m in zip(lrs, momenta)]  # fmt: skip
+
+
+def test_is_grid_tells_a_grid_from_a_search():
+    full = pd.DataFrame(list(itertools.product([0.1, 0.2, 0.3], [0, 0.5])), columns=["lr", "optimizer.momentum"])
+    assert plot.is_grid(full) and plot.is_grid(full.iloc[1:])  # a grid with a cell missing still is one
+    assert plot.is_grid(full.iloc[:2].assign(**{"optimizer.momentum": 0}))  # one swept key
+    rng = np.random.default_rng(1)
+    search = pd.DataFrame({"lr": rng.uniform(0, 1, 6), "optimizer.momentum": rng.uniform(0, 1, 6)})
+    assert not plot.is_grid(search)  # 6 of 36 combinations
+
+
+def test_a_random_search_gets_a_search_figure_and_no_empty_panel(compose_cfg, tmp_path, capsys):
+    sweep_dir = make_sweep(compose_cfg, tmp_path, *random_search_jobs(12))
+    traces, runs = data(sweep_dir)
+    assert plot.swept_keys(runs) == ["lr", "optimizer.momentum"] and not plot.is_grid(runs)
+    written = plot.draw(sweep_dir)
+    assert "not drawn" not in capsys.readouterr().err
+    assert {p.stem for p in written} == {"convergence_iteration", "paths", "search"}
+    figs = plot.figures(traces, runs)
+    for name, fig in figs.items():
+        assert all(data_drawn(fig)), name  # every panel holds data
+        assert not outside(fig), name
+    # One convergence panel, a line per run shown, each named by all its swept values.
+    (ax,) = figs["convergence_iteration"].axes
+    shown = artists(figs["convergence_iteration"], "run:")
+    assert len(shown) == plot.MAX_LINES
+    by_id = runs.set_index("run_id")
+    texts = legend_texts(figs["convergence_iteration"])
+    for rid in shown:
+        assert any(t.startswith(f"lr={by_id.loc[rid, 'lr']:g}, momentum={by_id.loc[rid, 'optimizer.momentum']:g}")
+                   for t in texts)  # fmt: skip
+
+    # The search figure: a panel per swept key and the best so far, points from the runs table.
+    search = figs["search"]
+    assert [ax.get_xlabel() for ax in search.axes] == ["learning rate", "momentum", "trial, in start order"]
+    assert search.axes[0].get_xscale() == "log"  # lr spans decades
+    gap = (runs["f"] - runs["f_star"]).to_numpy()
+    finite = np.isfinite(gap) & (gap > 0)
+    for ax, key in zip(search.axes, ["lr", "optimizer.momentum"]):
+        (points,) = [ln for ln in ax.get_lines() if ln.get_gid() == "final"]
+        assert sorted(map(tuple, points.get_xydata())) == sorted(zip(runs[key][finite], gap[finite]))
+    (best,) = [ln for ln in search.axes[2].get_lines() if ln.get_gid() == "best_so_far"]
+    y = best.get_ydata()
+    assert np.all(np.diff(y) <= 0) and y[-1] == gap[finite].min()
+    diverged = set(runs.loc[~np.isfinite(gap), "run_id"])
+    assert set(artists(search, "diverged:")) == diverged
+
+
+def test_search_figure_marks_a_run_whose_final_f_is_not_finite():
+    rng = np.random.default_rng(2)
+    n = 7
+    runs = pd.DataFrame({"run_id": [f"r{i}" for i in range(n)], "config_id": [f"c{i}" for i in range(n)],
+                         "status": ["max_iter"] * (n - 1) + ["diverged"], "objective": "shifted_quadratic",
+                         "optimizer": "momentum", "lr": rng.uniform(0.1, 1, n),
+                         "optimizer.momentum": rng.uniform(0, 1, n),
+                         "f": np.r_[rng.uniform(1e-8, 1e-2, n - 1), np.inf], "f_star": 0.0})  # fmt: skip
+    fig = plot.search_figure(pd.DataFrame({"run_id": []}), runs)
+    assert set(artists(fig, "diverged:")) == {"r6"}
+    for line in artists(fig, "diverged:").values():
+        assert line.get_ydata()[0] == line.axes.get_ylim()[1]  # on the top edge
+    assert plot.search_figure(pd.DataFrame({"run_id": []}), runs.assign(lr=0.1)) is None  # one swept key: a grid
+
+
+def test_list_cells_as_json_text_or_arrays_give_the_same_fixed_settings():
+    base = pd.DataFrame({"run_id": ["a", "b"], "config_id": ["A", "B"], "objective": "quadratic", "lr": [0.1, 0.2]})
+    as_text = base.assign(**{"objective.x0": ["[8.0, 9.0]", "[8.0, 9.0]"]})
+    as_list = base.assign(**{"objective.x0": [np.array([8.0, 9.0]), np.array([8.0, 9.0])]})
+    assert plot.swept_keys(as_text) == plot.swept_keys(as_list) == ["lr"]
+    assert plot.fixed_settings(as_text) == "fixed: objective=quadratic, objective.x0=[8.0, 9.0]"
+    assert plot.fixed_settings(as_list) == "fixed: objective=quadratic, objective.x0=[8, 9]"
+    swept = base.assign(**{"objective.x0": [np.array([8.0, 9.0]), np.array([1.0, 9.0])]})
+    assert plot.swept_keys(swept) == ["lr", "objective.x0"]
+
+
+def test_the_fixed_hyperparameters_are_named_on_each_figure(compose_cfg, tmp_path):
+    jobs = [["optimizer=gd", f"lr={lr}", "max_iter=200"] for lr in (0.1, 0.5)]
+    jobs += [["optimizer=momentum", f"lr={lr}", "optimizer.momentum=0.9", "max_iter=200"] for lr in (0.1, 0.5)]
+    traces, runs = data(make_sweep(compose_cfg, tmp_path, *jobs))
+    figs = plot.figures(traces, runs)
+    assert set(figs) == {"convergence_iteration", "paths"}
+    for fig in figs.values():
+        title = fig.get_suptitle().replace("\n", " ")
+        assert "fixed: objective=shifted_quadratic, max_iter=200, tol=1e-06" in title
+        assert "optimizer.momentum=0.9" in title and "lr=" not in title.partition("fixed:")[2]
+
+
+def test_a_grid_with_lr_1e300_draws_its_heatmap_and_marks_the_cell(compose_cfg, tmp_path, capsys):
+    jobs = [["optimizer=momentum", f"lr={lr}", f"optimizer.momentum={m}", "max_iter=100"]
+            for lr in (0.1, 1, 1e300) for m in (0, 0.5)]  # fmt: skip
+    sweep_dir = make_sweep(compose_cfg, tmp_path, *jobs)
+    written = {p.stem for p in plot.draw(sweep_dir)}
+    assert "not drawn" not in capsys.readouterr().err
+    assert written == {"convergence_iteration", "paths", "heatmap_lr_momentum"}
+    traces, runs = data(sweep_dir)
+    assert set(runs.loc[runs["lr"] == 1e300, "status"]) == {"diverged"}
+    fig = plot.heatmap_figure(traces, runs)
+    cells = {p.get_gid(): p for ax in fig.axes for p in ax.patches if (p.get_gid() or "").startswith("diverged_cell")}
+    assert set(cells) == {"diverged_cell:1e+300:0", "diverged_cell:1e+300:0.5"}
+    for patch in cells.values():
+        x0, x1 = patch.get_x(), patch.get_x() + patch.get_width()
+        assert np.isfinite([x0, x1]).all() and x0 < 1e300 < x1
+        lo, hi = patch.axes.get_xlim()
+        assert lo <= x0 and x1 <= hi
+        # equal cells: the 1e300 cell is as wide on the axis as the others
+        edges = patch.axes.xaxis.get_transform().transform([x0, x1])
+        assert np.isclose(edges[1] - edges[0], 1.0)
+    assert not outside(fig)
+    # lr = inf has no place on the axis: still a heatmap, and the legend names the runs left out.
+    fig = plot.heatmap_figure(traces, runs.assign(lr=runs["lr"].replace(1e300, np.inf)))
+    (legend,) = fig.legends
+    assert "no cell: lr = inf, momentum = 0.5: diverged; lr = inf, momentum = 0: diverged" in [
+        t.get_text() for t in legend.get_texts()]  # fmt: skip
+
+
+def test_the_quartic_from_x0_1e300_draws_objective_1d_and_marks_the_start(compose_cfg, tmp_path):
+    jobs = [["objective=quartic", "objective.x0=[1e300]", f"lr={lr}", "max_iter=20"] for lr in (0.01, 0.1)]
+    traces, runs = data(make_sweep(compose_cfg, tmp_path, *jobs))
+    assert set(runs["status"]) == {"diverged"}
+    fig = plot.objective_1d_figure(traces, runs)
+    assert fig is not None and all(data_drawn(fig))
+    starts = artists(fig, "start:")
+    assert set(starts) == set(runs["run_id"])
+    for line in starts.values():  # an arrow on the right edge, pointing at x0 = 1e300
+        assert line.get_marker() == ">" and line.get_xdata()[0] == line.axes.get_xlim()[1]
+    assert any("start off the view: x0 = 1e+300, f = inf" in t for t in legend_texts(fig))
+    critical = [ln.get_gid() for ln in fig.axes[0].get_lines() if (ln.get_gid() or "").startswith("critical:")]
+    assert sorted(critical) == ["critical:maximum", "critical:minimum", "critical:minimum"]  # still found
+
+
+@pytest.fixture(scope="module")
+def lr20_seed5(compose_cfg, tmp_path_factory) -> Path:
+    """20 learning rates with long decimals (range's floats) x 5 seeds: the batched sweep in the issue."""
+    lrs = [0.05 * k for k in range(1, 21)]  # 0.15000000000000002, ...
+    jobs = [[f"lr={lr!r}", f"seed={s}", "max_iter=300"] for lr in lrs for s in range(5)]
+    return make_sweep(compose_cfg, tmp_path_factory.mktemp("lr20"), *jobs)
+
+
+def test_titles_and_legends_fit_inside_the_image_at_20_lrs_by_5_seeds(lr20_seed5):
+    traces, runs = data(lr20_seed5)
+    figs = plot.figures(traces, runs)
+    assert set(figs) == {"convergence_iteration", "paths"}
+    for name, fig in figs.items():
+        assert "showing 8 of 20 learning rate values" in fig.get_suptitle().replace("\n", " ")
+        assert not outside(fig), name
+        assert all(data_drawn(fig)), name
+
+
+def test_the_tol_marker_follows_the_stop_rule_at_the_runs_last_row(compose_cfg, tmp_path):
+    jobs = [["optimizer=momentum", "lr=0.1", f"optimizer.momentum={m}", "max_iter=3000", "tol=1e-12"] for m in (0, 0.8)]
+    traces, runs = data(make_sweep(compose_cfg, tmp_path, *jobs))
+    assert set(runs["status"]) == {"converged"}
+    # With the stop_reason column, the marker is where |Δf| < tol fired: not on a run stopped by grad_tol.
+    by_tol = runs.assign(stop_reason=np.where(runs["optimizer.momentum"] == 0, "tol", "grad_tol"))
+    fig = plot.momentum_figure(traces, by_tol)
+    ends = artists(fig, "end:")
+    tol_run = by_tol.loc[by_tol["stop_reason"] == "tol", "run_id"].iloc[0]
+    assert set(ends) == {tol_run}
+    rows = gap_rows(traces, runs, tol_run)
+    assert np.array_equal(ends[tol_run].get_xydata(), rows[-1:])  # the run's last row
+    assert "stopped: |Δf| < tol" in legend_texts(fig)
+    assert any(t.startswith("0.8: |Δf| < tol not reached") for t in legend_texts(fig))
+    # Without the column (tables written before it), status converged says it.
+    assert set(artists(plot.momentum_figure(traces, runs), "end:")) == set(runs["run_id"])
+
+
+@pytest.mark.optuna
+def test_an_optuna_search_from_the_command_line_gets_figures_that_fit(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    sweep_dir = tmp_path / "search"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "runner", "-m", "+hparams_search=optuna", "hydra.sweeper.n_trials=6",
+                           "max_iter=50", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "not drawn" not in done.stdout + done.stderr
+    names = {p.stem for p in (sweep_dir / "figures").iterdir()}
+    assert names == {"convergence_iteration", "paths", "search"}
+    traces, runs = data(sweep_dir)
+    for name, fig in plot.figures(traces, runs).items():
+        assert all(data_drawn(fig)), name
+        assert not outside(fig), name
+        assert "fixed: objective=shifted_quadratic, optimizer=momentum, max_iter=50, tol=0" in (
+            fig.get_suptitle().replace("\n", " "))  # fmt: skip
