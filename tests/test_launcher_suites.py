@@ -11,7 +11,6 @@ that is not installed, the tree is put on ``PYTHONPATH``, as for ``python -m run
 from __future__ import annotations
 
 import copy
-import importlib.metadata
 import os
 import subprocess
 import sys
@@ -24,18 +23,24 @@ from hydra.plugins.launcher import Launcher
 from hydra.test_utils.launcher_common_tests import BatchedSweeperTestSuite, IntegrationTestSuite, LauncherTestSuite
 from omegaconf import OmegaConf
 
-from runner.app import config_dir
-
 REPO = Path(__file__).resolve().parent.parent
-CONF = config_dir()  # the runner's conf/, installed or in the source tree
+
+
+def _conf() -> str:
+    """The runner's conf/, installed or in the source tree (imported late: runner.app sets Hydra's version base)."""
+    from runner.app import config_dir
+
+    return config_dir()
 
 
 def _installed() -> bool:
+    """Whether ``runner`` imports without the source tree on sys.path: installed, with ``-e`` or without."""
+    saved = sys.path[:]
+    sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != REPO]
     try:
-        importlib.metadata.distribution("runner")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
+        return any(hasattr(finder, "find_spec") and finder.find_spec("runner", None) for finder in sys.meta_path)
+    finally:
+        sys.path[:] = saved
 
 
 @pytest.fixture(autouse=True)
@@ -74,13 +79,39 @@ def test_a_fresh_process_outside_the_project_discovers_it_and_imports_no_runner(
         from hydra.plugins.launcher import Launcher
         from hydra.version import getbase
         names = [p.__name__ for p in Plugins.instance().discover(Launcher)]
-        print("BatchedLauncher" in names, getattr(getbase(), "major", "unset"), sorted(m for m in sys.modules if m.split(".")[0] == "runner"))
+        runner = sorted(m for m in sys.modules if m.split(".")[0] == "runner")
+        print("BatchedLauncher" in names, getattr(getbase(), "major", "unset"), runner)
     """)
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                           check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     # Found; Hydra's version base untouched (runner.app's @hydra.main would set it); nothing of the runner imported.
     assert done.stdout.split("\n")[0] == "True unset []"
+
+
+def test_a_sweep_of_another_app_keeps_its_version_base_and_imports_no_runner(tmp_path):
+    # Hydra 1.1 semantics (version_base="1.1") change into each job's folder; runner.app's
+    # @hydra.main(version_base="1.3"), run at import mid-sweep, would stop that for the jobs after it.
+    (tmp_path / "app.py").write_text(textwrap.dedent("""
+        import os, sys
+        import hydra
+        from hydra.utils import get_original_cwd
+
+        @hydra.main(version_base="1.1", config_path=None)
+        def app(cfg):
+            runner = sorted(m for m in sys.modules if m.split(".")[0] == "runner")
+            print("job", os.path.relpath(os.getcwd(), get_original_cwd()), runner)
+
+        app()
+    """))
+    done = subprocess.run([sys.executable, "app.py", "-m", "hydra/launcher=batched", "+a=1,2,3", "hydra.sweep.dir=s",
+                           "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    jobs = [line for line in done.stdout.splitlines() if line.startswith("job ")]
+    assert jobs == ["job s/0 []", "job s/1 []", "job s/2 []"]  # each job in its own folder
+    assert "batched: 0 of 3 runs" in done.stdout
+    assert sorted(p.name for p in (tmp_path / "s").iterdir() if p.is_dir()) == ["0", "1", "2"]
 
 
 @pytest.mark.parametrize("launcher_name, overrides", [("batched", [])])
@@ -118,7 +149,7 @@ def test_a_task_that_is_not_the_runners_runs_job_by_job_on_a_runner_config(hydra
         seen.append((cfg.lr, cfg.optimizer.lr, HydraConfig.get().job.num, os.path.relpath(os.getcwd(), tmp_path)))
         return cfg.lr * 10
 
-    with hydra_sweep_runner(calling_file=__file__, calling_module=None, task_function=task, config_path=CONF,
+    with hydra_sweep_runner(calling_file=__file__, calling_module=None, task_function=task, config_path=_conf(),
                             config_name="config", overrides=RUNNER_SWEEP + ["hydra.job.chdir=true"],
                             temp_dir=tmp_path) as sweep:  # fmt: skip
         returns = sweep.returns[0]
@@ -143,7 +174,7 @@ def test_a_task_with_run_jobs_is_batched_through_it(hydra_sweep_runner, tmp_path
     def task(cfg):
         called.append(cfg)
 
-    sweep = hydra_sweep_runner(calling_file=__file__, calling_module=None, task_function=task, config_path=CONF,
+    sweep = hydra_sweep_runner(calling_file=__file__, calling_module=None, task_function=task, config_path=_conf(),
                                config_name="config", overrides=RUNNER_SWEEP, temp_dir=tmp_path)  # fmt: skip
     sweep.run_jobs = run_jobs  # the task function Hydra hands the launcher is this object, which calls task
     with sweep:
@@ -169,7 +200,7 @@ def loader_and_master():
     setup_globals()
     if not OmegaConf.has_resolver("runner.uid"):  # what runner.app registers; the run dir names use it
         OmegaConf.register_new_resolver("runner.uid", lambda: "abcdef")
-    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(CONF))
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(_conf()))
     master = loader.load_configuration("config", overrides=["hydra.sweep.dir=/tmp/unused", "optimizer=momentum"],
                                        run_mode=RunMode.MULTIRUN)  # fmt: skip
     return loader, master
@@ -213,7 +244,8 @@ def test_private_value_overrides_applied_last_equal_the_full_composition(loader_
 def test_private_overrides_dirname_is_the_jobs_override_dirname(loader_and_master):
     loader, master = loader_and_master
     settings = master.hydra.job.config.override_dirname
-    for lines in (["lr=0.1", "optimizer=adam"], ["+experiment=lr_sweep", "seed=3", "optimizer=adam", "optimizer.betas=[0.5,0.8]"]):
+    for lines in (["lr=0.1", "optimizer=adam"],
+                  ["+experiment=lr_sweep", "seed=3", "optimizer=adam", "optimizer.betas=[0.5,0.8]"]):  # fmt: skip
         job = loader.load_sweep_config(master, lines)
         dirname = _private().overrides_dirname(_parse(lines), settings.exclude_keys, settings.item_sep, settings.kv_sep)
         assert dirname == job.hydra.job.override_dirname
