@@ -9,10 +9,8 @@ from __future__ import annotations
 import gc
 import math
 import os
-import signal
 import sys
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
@@ -23,12 +21,10 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from runner.batched import run_jobs
+from runner.interrupt import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, sigterm_as_interrupt
 from runner.run import TerminalProgress, run, summary_line
 from runner.sweep import finish_sweep
-
-EXIT_BAD_CONFIG = 2
-EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
 
 
 def config_dir() -> str:
@@ -38,43 +34,9 @@ def config_dir() -> str:
     return str(installed if (installed / "config.yaml").is_file() else here.parent / "conf")
 
 
-def _expose_bundled_plugins() -> None:
-    """Let Hydra's plugin scan see ``hydra_plugins/`` beside ``runner/`` (the batched launcher).
-
-    A wheel puts it in site-packages, where Hydra looks anyway; an editable
-    install hides it behind setuptools' import finder, which Hydra's scan of the
-    ``hydra_plugins`` namespace cannot list (Hydra issues 2359 and 3252).
-    """
-    import hydra_plugins
-
-    bundled = Path(__file__).resolve().parent.parent / "hydra_plugins"
-    if bundled.is_dir() and str(bundled) not in list(hydra_plugins.__path__):
-        hydra_plugins.__path__.append(str(bundled))
-
-
-_expose_bundled_plugins()
-
 # A short random suffix keeps two runs started in the same second out of each other's folder.
 if not OmegaConf.has_resolver("runner.uid"):
     OmegaConf.register_new_resolver("runner.uid", lambda: uuid.uuid4().hex[:6], use_cache=True)
-
-
-@contextmanager
-def sigterm_as_interrupt():
-    """Treat SIGTERM like Ctrl-C, so a killed run still saves its trace as ``interrupted``."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 class SweepEnd(Callback):
@@ -100,7 +62,23 @@ class SweepEnd(Callback):
             sys.exit(EXIT_FAILED)
 
 
+def batches_with(run_many):
+    """Give the task function the capability ``run_jobs``: how a sweep of it runs many jobs at once.
+
+    The batched launcher (``hydra/launcher=batched``) batches a task that carries it, by
+    calling ``task.run_jobs`` (:func:`runner.batched.run_jobs`), and runs any other task one
+    job at a time; it never imports this module, whose ``@hydra.main`` runs at import.
+    """
+
+    def mark(task):
+        task.run_jobs = run_many
+        return task
+
+    return mark
+
+
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
+@batches_with(run_jobs)
 def main(cfg) -> float:
     single_run = HydraConfig.get().mode == RunMode.RUN
     progress = TerminalProgress() if single_run and sys.stderr.isatty() else None

@@ -419,8 +419,8 @@ def test_a_grid_applies_each_distinct_value_once(composer, monkeypatch):
     compose = _plugin()
     fresh = compose.SweepComposer(composer.loader, composer.master)
     calls = []
-    apply = compose.ConfigLoaderImpl._apply_overrides_to_config
-    monkeypatch.setattr(compose.ConfigLoaderImpl, "_apply_overrides_to_config",
+    apply = type(composer.loader)._apply_overrides_to_config
+    monkeypatch.setattr(type(composer.loader), "_apply_overrides_to_config",
                         staticmethod(lambda overrides, cfg: calls.append(len(overrides)) or apply(overrides, cfg)))  # fmt: skip
     grid = [["optimizer=momentum", f"lr={lr}", f"optimizer.momentum={m}"] for lr in (0.1, 0.2, 0.3, 0.4)
             for m in (0, 0.5, 0.9)]  # fmt: skip

@@ -5,7 +5,7 @@ tree and merging the option files, and a sweep pays it twice per job (the sweepe
 composes each job once to check it, the launcher again to run it). Across a sweep
 grid the jobs usually pick the same options and differ only in values
 (``lr=0.1`` vs ``lr=0.2``), and Hydra applies value overrides as the last step of
-composition, to the already merged config (``ConfigLoaderImpl._apply_overrides_to_config``).
+composition, to the already merged config (:func:`._hydra_private.apply_overrides`).
 So :class:`SweepComposer` composes once per *shape* of job -- the same option
 choices, Hydra overrides and overridden keys -- with the value overrides left out.
 Each distinct value override (``lr=0.1``) is then applied once, with Hydra's own
@@ -29,11 +29,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from omegaconf import AnyNode, Container, DictConfig, ListConfig, OmegaConf, open_dict, read_write
+
+from hydra_plugins.runner_batched_launcher import _hydra_private as hydra_private
 
 # The default ``hydra.sweep.subdir`` of the project (conf/config.yaml): the job's name is its override dirname.
 OVERRIDE_DIRNAME = "${hydra.job.override_dirname}"
@@ -65,7 +66,7 @@ class _Shape:
         """``(path, value)`` that ``override`` sets; it raises what applying it in composition raises."""
         line = override.input_line
         if line not in self.values:
-            ConfigLoaderImpl._apply_overrides_to_config([override], self.task)
+            hydra_private.apply_overrides([override], self.task)
             path = tuple(override.key_or_group.split("."))
             node = _node(self.task, path)
             value = OmegaConf.to_container(node, resolve=False) if isinstance(node, Container) else node._value()
@@ -178,9 +179,9 @@ class SweepComposer:
             if hydra_lines not in self._repos:
                 # The repository depends on hydra.searchpath, which only Hydra overrides change.
                 config_name = self.master.hydra.job.config_name
-                self._repos[hydra_lines] = self.loader._parse_overrides_and_create_caching_repo(
-                    config_name, self.hydra_overrides + list(hydra_lines)
-                )[1]
+                self._repos[hydra_lines] = hydra_private.config_repository(
+                    self.loader, config_name, self.hydra_overrides + list(hydra_lines)
+                )
             groups[key] = self._repos[hydra_lines].group_exists(key)
         return groups[key]
 
@@ -288,8 +289,8 @@ class SweepComposer:
         """The job's folder when it is its override dirname as it stands; None when it takes resolving."""
         if not shape.subdir_is_dirname:
             return None
-        dirname = get_overrides_dirname(overrides=app, exclude_keys=list(shape.dirname["exclude_keys"]),
-                                        item_sep=shape.dirname["item_sep"], kv_sep=shape.dirname["kv_sep"])  # fmt: skip
+        dirname = hydra_private.overrides_dirname(app, shape.dirname["exclude_keys"], shape.dirname["item_sep"],
+                                                  shape.dirname["kv_sep"])  # fmt: skip
         # OmegaConf resolves the subdir's value in turn: an override like lr=${max_iter} names the folder lr=3.
         return None if "$" in dirname or "\\" in dirname else dirname
 
@@ -299,19 +300,18 @@ class SweepComposer:
         unresolved = shape.unresolved(values)
         resolved = _resolved(unresolved, shape.references)
         if resolved is None:  # an interpolation only OmegaConf resolves: the job's values in the shared config
-            ConfigLoaderImpl._apply_overrides_to_config(values, shape.task)
+            hydra_private.apply_overrides(values, shape.task)
             resolved = OmegaConf.to_container(shape.task, resolve=True)
         return ComposedJob(resolved=resolved, unresolved=unresolved, name=_normal(subdir), exact=False)
 
     def _subdir(self, shape: _Shape, values: list[Override], app: list[Override], idx: int) -> str:
         """A custom ``hydra.sweep.subdir``, resolved on the full config with this job's values."""
         full = shape.full
-        ConfigLoaderImpl._apply_overrides_to_config(values, full)
+        hydra_private.apply_overrides(values, full)
         with open_dict(full.hydra):
             full.hydra.overrides.task = [o.input_line for o in app]
-            full.hydra.job.override_dirname = get_overrides_dirname(
-                overrides=app, exclude_keys=list(shape.dirname["exclude_keys"]),
-                item_sep=shape.dirname["item_sep"], kv_sep=shape.dirname["kv_sep"])  # fmt: skip
+            full.hydra.job.override_dirname = hydra_private.overrides_dirname(
+                app, shape.dirname["exclude_keys"], shape.dirname["item_sep"], shape.dirname["kv_sep"])
             full.hydra.job.id = idx
             full.hydra.job.num = idx
         return str(OmegaConf.select(full, "hydra.sweep.subdir"))
