@@ -10,6 +10,8 @@ maximum ends in the local minimum, which is what makes the problem useful.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from objectives.base import Objective, as_x0
@@ -20,7 +22,7 @@ X_STAR = -4.4802684803736428
 F_STAR = -47.074790099636495
 
 
-def quartic(x0=None) -> Objective:
+def quartic(x0: Sequence[float] | None = None) -> Objective:
     """f(x) = x^4 + 7x^3 + 5x^2 - 17x + 3 on R (notes eq. 2.4).
 
     Args:

@@ -13,6 +13,8 @@ notes' figures (gd is stable here for lr < 2 / L = 9, not lr < 3).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from objectives.base import Objective, as_x0, check_real
@@ -21,7 +23,7 @@ _SCALE = np.array([4.0, 3.0])
 _GRAD_SCALE = 2.0 / _SCALE
 
 
-def shifted_quadratic(a=2.0, b=-3.0, x0=None) -> Objective:
+def shifted_quadratic(a: float = 2.0, b: float = -3.0, x0: Sequence[float] | None = None) -> Objective:
     """f(x) = ((x1 - a)/4)^2 + ((x2 - b)/3)^2 on R^2 (notes eq. 2.8).
 
     Args:

@@ -15,6 +15,8 @@ The minimiser is not known in closed form (``x_star = f_star = None``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from objectives.base import Objective, as_x0, check_positive_int, check_within
@@ -22,7 +24,7 @@ from objectives.base import Objective, as_x0, check_positive_int, check_within
 _TIGHT = 10  # coordinates 1..10 are bounded by 1, the rest by 20
 
 
-def sin_cos(n=50, x0=None, seed=0) -> Objective:
+def sin_cos(n: int = 50, x0: Sequence[float] | None = None, seed: int = 0) -> Objective:
     """The notes' eq. 2.17 objective in n dimensions, with its box bounds.
 
     Args:

@@ -20,13 +20,16 @@ relu'(0) is taken as 0 (the kink is crossed with probability zero).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from objectives.base import Objective, as_x0, check_positive_int, check_real
 from objectives.data import load_xy, minibatch_estimator
 
 
-def two_layer_net(m=200, n=5, p=16, noise=0.1, data=None, target="y", x0=None, seed=0) -> Objective:
+def two_layer_net(m: int = 200, n: int = 5, p: int = 16, noise: float = 0.1, data: str | None = None, target: str = "y",
+                  x0: Sequence[float] | None = None, seed: int = 0) -> Objective:  # fmt: skip
     """Squared loss of a one-hidden-layer ReLU net on synthetic or user data.
 
     Args:
