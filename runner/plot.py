@@ -181,6 +181,8 @@ def _canon(value):
         return None
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, (np.ndarray, list, tuple)):  # a list<double> column (betas, x0): hashable
+        return tuple(_canon(v) for v in value)
     return value
 
 
@@ -230,6 +232,8 @@ def _fmt(value) -> str:
         return str(value).lower()
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
     return str(value)
 
 
