@@ -492,7 +492,9 @@ def _repeat(values: pa.Array, owner: pa.Array) -> pa.Array:
     column (betas, x0) is repeated.
     """
     if pa.types.is_list(values.type):
-        return values.take(owner)
+        return pa.nulls(len(owner), values.type) if values.null_count == len(values) else values.take(owner)
+    if values.null_count == len(values):  # objective.data: null in every run
+        return pa.DictionaryArray.from_arrays(pa.nulls(len(owner), pa.int32()), values.drop_null())
     if values.null_count:  # parquet writes no null in a dictionary: drop them from it, mask their rows
         valid = values.is_valid().to_numpy(zero_copy_only=False)
         rows = owner.to_numpy()

@@ -300,7 +300,7 @@ def load(path: str | Path, columns: list[str] | None = None):
 
     ``path`` is a sweep folder (or a single run's folder). Columns: the trace
     columns of each run (``iteration``, ``f``, ``grad_norm``, ``x_i``, ``time_s``,
-    ``nfev``, ``ngev``), its config as typed columns (``lr`` float, ``seed`` int,
+    ``nfev``, ``ngev``, ``f_star``), its config as typed columns (``lr`` float, ``seed`` int,
     ``optimizer`` string, ``optimizer.momentum`` ...), its ``status`` and its ``job`` folder.
     ``columns`` reads only those of them the sweep has (``["run_id", "iteration", "f"]``):
     a big sweep's few columns, without its memory.
