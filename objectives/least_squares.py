@@ -15,7 +15,8 @@ from objectives.base import Objective, StartingPoint, as_x0, check_positive_int,
 from objectives.data import load_xy, minibatch_estimator
 
 
-def least_squares(m=100, n=10, noise=0.1, data=None, target="y", x0: StartingPoint = None, seed=0) -> Objective:
+def least_squares(m: int = 100, n: int = 10, noise: float = 0.1, data: str | None = None, target: str = "y",
+                  x0: StartingPoint = None, seed: int = 0) -> Objective:  # fmt: skip
     """f(theta) = ||A theta - b||^2 on synthetic or user data (notes eq. 2.3).
 
     Args:

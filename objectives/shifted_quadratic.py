@@ -21,7 +21,7 @@ _SCALE = np.array([4.0, 3.0])
 _GRAD_SCALE = 2.0 / _SCALE
 
 
-def shifted_quadratic(a=2.0, b=-3.0, x0: StartingPoint = None) -> Objective:
+def shifted_quadratic(a: float = 2.0, b: float = -3.0, x0: StartingPoint = None) -> Objective:
     """f(x) = ((x1 - a)/4)^2 + ((x2 - b)/3)^2 on R^2 (notes eq. 2.8).
 
     Args:

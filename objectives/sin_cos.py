@@ -22,7 +22,7 @@ from objectives.base import Objective, StartingPoint, as_x0, check_positive_int,
 _TIGHT = 10  # coordinates 1..10 are bounded by 1, the rest by 20
 
 
-def sin_cos(n=50, x0: StartingPoint = None, seed=0) -> Objective:
+def sin_cos(n: int = 50, x0: StartingPoint = None, seed: int = 0) -> Objective:
     """The notes' eq. 2.17 objective in n dimensions, with its box bounds.
 
     Args:

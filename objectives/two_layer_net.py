@@ -26,7 +26,8 @@ from objectives.base import Objective, StartingPoint, as_x0, check_positive_int,
 from objectives.data import load_xy, minibatch_estimator
 
 
-def two_layer_net(m=200, n=5, p=16, noise=0.1, data=None, target="y", x0: StartingPoint = None, seed=0) -> Objective:
+def two_layer_net(m: int = 200, n: int = 5, p: int = 16, noise: float = 0.1, data: str | None = None, target: str = "y",
+                  x0: StartingPoint = None, seed: int = 0) -> Objective:  # fmt: skip
     """Squared loss of a one-hidden-layer ReLU net on synthetic or user data.
 
     Args:

@@ -63,8 +63,8 @@ from runner.run import (
     run,
     run_rng,
 )
-from runner.store import atomic_write
-from runner.sweep import PARTS_DIR, RUNS_FILE, TRACES_FILE, chunk_files, run_record
+from runner.store import atomic_write, typed_array, utc_iso
+from runner.sweep import PARTS_DIR, RUNS_FILE, TRACES_FILE, chunk_files, record_types, run_record, runs_table
 from runner.trace import traced_coordinates
 
 CHUNK_SIZE = 1024
@@ -422,9 +422,10 @@ def _chunk_tables(jobs: Sequence[Job], ids: list[tuple[str, str]], group: _Group
     """The chunk's runs-table rows and trace rows, runs in order and each run's rows in order."""
     n = len(jobs)
     run_ids = [uuid.uuid4().hex[:12] for _ in range(n)]
-    started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))
+    started_at = utc_iso(started)
     f_final = result.f_final
     f_star = group.objective.f_star
+    config_cols = [config_columns(job.config) for job in jobs]
     records = []
     for b, (job, (config_hash, config_id)) in enumerate(zip(jobs, ids)):
         f = float(f_final[b])
@@ -450,8 +451,10 @@ def _chunk_tables(jobs: Sequence[Job], ids: list[tuple[str, str]], group: _Group
             "started_at": started_at,
             "config": job.config,
         }
-        records.append(run_record(summary, job.name))
-    runs = pa.Table.from_pylist(records)
+        records.append(run_record(summary, job.name, config_cols[b]))
+    # The jobs of a chunk share an objective and an optimizer factory, so their config's types.
+    types = record_types(jobs[0].config)
+    runs = runs_table(records, types, coerced=True)
 
     # Trace rows, run-major: run b's rows are k = 0 .. iterations[b].
     rows = len(result.time_s)
@@ -471,11 +474,12 @@ def _chunk_tables(jobs: Sequence[Job], ids: list[tuple[str, str]], group: _Group
     columns["ngev"] = iteration if result.minibatch else nfev
     arrays = {name: pa.array(values) for name, values in columns.items()}
     owner = pa.array(owner.astype(np.int32))
-    constants = [{"run_id": run_id, "config_id": config_id, **config_columns(job.config)}
-                 for run_id, (_, config_id), job in zip(run_ids, ids, jobs)]
+    constants = [{"run_id": run_id, "config_id": config_id, "f_star": f_star, **columns}
+                 for run_id, (_, config_id), columns in zip(run_ids, ids, config_cols)]
     names = list(dict.fromkeys(name for row in constants for name in row))
     for name in names:
-        arrays[name] = _repeat(pa.array([row.get(name) for row in constants]), owner)
+        values = [row.get(name) for row in constants]
+        arrays[name] = _repeat(typed_array(values, types.get(name), coerced=name in types), owner)
     arrays["status"] = _repeat(pa.array(result.statuses, type=pa.string()), owner)
     arrays["job"] = _repeat(pa.array([job.name for job in jobs], type=pa.string()), owner)
     return runs, pa.table(arrays)
@@ -487,13 +491,20 @@ def _repeat(values: pa.Array, owner: pa.Array) -> pa.Array:
     Dictionary-encoded, ``owner`` indexing ``values``: the repeated column is never built.
     Parquet stores such a column dictionary-encoded, and the file is written without its
     Arrow schema (:func:`_write_part`), so it reads back in the plain type (string, double,
-    int64, bool), as a job's trace.parquet does.
+    int64, bool), as a job's trace.parquet does. Every chunk encodes a column alike, so that
+    chunks concatenate: a null is a null index; parquet has no dictionary of lists, so a list
+    column (betas, x0) is repeated.
     """
-    if pa.types.is_null(values.type):
-        return pa.nulls(len(owner), pa.null())
-    if values.null_count == 0:
-        return pa.DictionaryArray.from_arrays(owner, values)
-    return values.take(owner)
+    if pa.types.is_list(values.type):
+        return pa.nulls(len(owner), values.type) if values.null_count == len(values) else values.take(owner)
+    if values.null_count == len(values):  # objective.data: null in every run
+        return pa.DictionaryArray.from_arrays(pa.nulls(len(owner), pa.int32()), values.drop_null())
+    if values.null_count:  # parquet writes no null in a dictionary: drop them from it, mask their rows
+        valid = values.is_valid().to_numpy(zero_copy_only=False)
+        rows = owner.to_numpy()
+        owner = pa.array((np.cumsum(valid, dtype=np.int32) - 1)[rows], mask=~valid[rows])
+        values = values.drop_null()
+    return pa.DictionaryArray.from_arrays(owner, values)
 
 
 def _write_part(sweep_dir: Path, name: str, runs: list[pa.Table], traces: list[pa.Table]) -> None:

@@ -19,6 +19,7 @@ Conventions shared by all of them:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
@@ -206,13 +207,13 @@ def _sgd_rule(lr, momentum, dampening, weight_decay, nesterov):
     return init, update
 
 
-def gd(lr=1e-3, weight_decay=0.0) -> Optimizer:
+def gd(lr: float = 1e-3, weight_decay: float = 0.0) -> Optimizer:
     """Gradient descent (notes eq. 2.7): ``x <- x - lr * g``. torch.optim.SGD with momentum 0."""
     rule = _sgd_rule(lr, 0.0, 0.0, weight_decay, False)
     return Optimizer(*rule, "gd", _hyperparams(lr=lr, weight_decay=weight_decay))
 
 
-def momentum(lr=1e-3, momentum=0.9, dampening=0.0, weight_decay=0.0) -> Optimizer:
+def momentum(lr: float = 1e-3, momentum: float = 0.9, dampening: float = 0.0, weight_decay: float = 0.0) -> Optimizer:
     """Heavy ball, torch.optim.SGD convention: ``z <- momentum*z + g;  x <- x - lr*z``.
 
     This is the notes' momentum with alpha = momentum; ``momentum=0`` is exactly gd.
@@ -222,13 +223,14 @@ def momentum(lr=1e-3, momentum=0.9, dampening=0.0, weight_decay=0.0) -> Optimize
     return Optimizer(*rule, "momentum", hyper)
 
 
-def nesterov(lr=1e-3, momentum=0.9, weight_decay=0.0) -> Optimizer:
+def nesterov(lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0) -> Optimizer:
     """torch.optim.SGD with ``nesterov=True``: ``z <- momentum*z + g;  x <- x - lr*(g + momentum*z)``."""
     rule = _sgd_rule(lr, momentum, 0.0, weight_decay, True)
     return Optimizer(*rule, "nesterov", _hyperparams(lr=lr, momentum=momentum, weight_decay=weight_decay))
 
 
-def sgd(lr=1e-3, batch_size=32, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False) -> Optimizer:
+def sgd(lr: float = 1e-3, batch_size: int = 32, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0,
+        nesterov: bool = False) -> Optimizer:  # fmt: skip
     """torch.optim.SGD on minibatch gradients of ``batch_size`` samples (notes eq. 2.10).
 
     The update rule is the SGD family's above; the loop feeds it an unbiased
@@ -245,7 +247,8 @@ def sgd(lr=1e-3, batch_size=32, momentum=0.0, dampening=0.0, weight_decay=0.0, n
 # ----------------------------------------------------------------------------- adaptive
 
 
-def adagrad(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10) -> Optimizer:
+def adagrad(lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
+            eps: float = 1e-10) -> Optimizer:  # fmt: skip
     """torch.optim.Adagrad.
 
     With ``g = grad + weight_decay * x`` and t the step (1-based)::
@@ -277,7 +280,8 @@ def adagrad(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0
     return Optimizer(init, update, "adagrad", hyper)
 
 
-def rmsprop(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False) -> Optimizer:
+def rmsprop(lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
+            centered: bool = False) -> Optimizer:  # fmt: skip
     """torch.optim.RMSprop.
 
     With ``g = grad + weight_decay * x``::
@@ -322,7 +326,8 @@ def rmsprop(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, cente
     return Optimizer(init, update, "rmsprop", hyper)
 
 
-def adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False) -> Optimizer:
+def adam(lr: float = 1e-3, betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
+         amsgrad: bool = False) -> Optimizer:  # fmt: skip
     """torch.optim.Adam.
 
     With ``g = grad + weight_decay * x`` and t the step (1-based)::

@@ -6,23 +6,39 @@ it takes a plain mapping (or an OmegaConf config) and never imports Hydra.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
+import inspect
 import json
 import math
 import sys
 import time
 import traceback
+import typing
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from runner.errors import ConfigError
 from runner.loop import minimize
 from runner.optimizers import Optimizer
 from runner.scipy_minimize import ScipyMethod, minimize_scipy
-from runner.store import SUMMARY_FILE, TRACE_FILE, package_versions, read_summary, write_summary, write_trace
+from runner.store import (
+    SUMMARY_FILE,
+    TRACE_FILE,
+    coerce,
+    declared_type,
+    package_versions,
+    read_summary,
+    utc_iso,
+    value_type,
+    write_summary,
+    write_trace,
+)
 from runner.validate import check_node, check_structure, factory_of, fits_int64
 
 # A run that ended in one of these is a result; failed and interrupted runs are run again on resume.
@@ -142,16 +158,62 @@ def config_columns(cfg: dict) -> dict:
     """The config as flat, typed columns named by their override keys.
 
     ``objective`` and ``optimizer`` hold the registry names; every other leaf
-    is ``lr``, ``seed``, ``objective.n``, ``optimizer.momentum`` and so on.
-    Lists and dicts (``optimizer.betas``, ``optimizer.options``) become JSON
-    text, so that the runs of a sweep concatenate into one tidy table.
+    is ``lr``, ``seed``, ``objective.n``, ``optimizer.momentum`` and so on, its
+    value in the column's type, :func:`config_types` (``lr=1`` is 1.0, a list
+    of numbers a list of floats, a dict JSON text, a value that is not of the
+    type, ``lr=abc``, null: the run's ``config`` keeps it as written).
     ``optimizer.lr`` is left out: it is the top-level ``lr``.
     """
-    columns = {"objective": registry_name(cfg["objective"]), "optimizer": registry_name(cfg["optimizer"])}
+    return {name: coerce(value, type_) for name, (value, type_) in _config_fields(cfg).items()}
+
+
+def config_types(cfg: dict) -> dict:
+    """The Arrow type of each of :func:`config_columns`, from what the config declares, never from its values.
+
+    A factory key takes its type from the factory's annotation (``x0: Sequence[float] | None``
+    is list<double>), else from its default (``momentum=0.9`` is float64); the top-level
+    settings from :data:`SETTING_TYPES`. A key nothing declares (``+note=...``, a factory
+    taking ``**kwargs``) is typed by its value: numbers float64, lists of numbers list<double>.
+    """
+    return {name: type_ for name, (_, type_) in _config_fields(cfg).items()}
+
+
+def _config_fields(cfg: dict) -> dict:
+    fields = {"objective": (registry_name(cfg["objective"]), pa.string()),
+              "optimizer": (registry_name(cfg["optimizer"]), pa.string())}  # fmt: skip
     for key, value in _leaves(cfg):
         if key not in ("objective._target_", "optimizer._target_", "optimizer.lr"):
-            columns[key] = json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else value
-    return columns
+            group, _, name = key.rpartition(".")
+            declared = _factory_types(cfg[group].get("_target_")) if group in ("objective", "optimizer") else {}
+            fields[key] = (value, declared.get(name) or SETTING_TYPES.get(key) or value_type(value))
+    return fields
+
+
+# The top-level run settings' types, as check_settings reads them (conf/config.yaml declares them).
+SETTING_TYPES = {"lr": pa.float64(), "max_iter": pa.int64(), "tol": pa.float64(), "grad_tol": pa.float64(),
+                 "seed": pa.int64(), "trace.x": pa.bool_()}  # fmt: skip
+
+
+@functools.cache
+def _factory_types(target) -> dict:
+    """``{key: Arrow type}`` of the keys a factory declares (see :func:`config_types`); {} when it does not import."""
+    if not isinstance(target, str) or "." not in target:
+        return {}
+    module_name, _, attr = target.rpartition(".")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+        hints = typing.get_type_hints(factory)
+        parameters = inspect.signature(factory).parameters
+    except Exception:  # an unimportable target is the run's own error; its columns are typed by their values
+        return {}
+    types = {}
+    for name, parameter in parameters.items():
+        type_ = declared_type(hints[name]) if name in hints else None
+        if type_ is None and parameter.default not in (inspect.Parameter.empty, None):
+            type_ = value_type(parameter.default)
+        if type_ is not None:
+            types[name] = type_
+    return types
 
 
 def _leaves(node: dict, prefix: str = ""):
@@ -234,7 +296,8 @@ def run(cfg, output_dir: str | Path, *, progress=None, resume: bool = True) -> d
             rng=run_rng(settings["seed"]),
             progress=progress,
         )
-        write_trace(output_dir / TRACE_FILE, result, {"run_id": run_id, "config_id": config_id, **config_columns(cfg)})
+        write_trace(output_dir / TRACE_FILE, result, {"run_id": run_id, "config_id": config_id, "f_star": objective.f_star,
+                                                      **config_columns(cfg)}, config_types(cfg))  # fmt: skip
         summary.update(
             status=result.status,
             stop_reason=result.stop_reason,
@@ -257,7 +320,7 @@ def run(cfg, output_dir: str | Path, *, progress=None, resume: bool = True) -> d
     except Exception as err:  # a crashing objective or optimizer is recorded, not lost
         summary.update(message=f"{type(err).__name__}: {err}", error=f"{type(err).__name__}: {err}",
                        traceback=traceback.format_exc())  # fmt: skip
-    summary.update(started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)), config=cfg,
+    summary.update(started_at=utc_iso(started), config=cfg,
                    versions=package_versions(), output_dir=str(output_dir))  # fmt: skip
     summary.setdefault("wall_time_s", time.time() - started)
     write_summary(output_dir / SUMMARY_FILE, summary)

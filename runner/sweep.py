@@ -26,8 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from runner.run import config_columns
-from runner.store import SUMMARY_FILE, TRACE_FILE, atomic_write, read_summary
+from runner.run import config_columns, config_types
+from runner.store import COLUMN_TYPES, SUMMARY_FILE, TRACE_FILE, atomic_write, read_summary, typed_array, utc_datetime
 from runner.trace import STATUSES
 
 RUNS_FILE = "runs.parquet"
@@ -58,20 +58,43 @@ def chunk_files(sweep_dir: Path, table: str) -> list[Path]:
     return sorted((sweep_dir / PARTS_DIR).glob(f"*.{table}"))
 
 
-def run_record(summary: dict, job: str) -> dict:
-    """One runs-table row: identity, status and error, the config as columns, the outcome."""
+def run_record(summary: dict, job: str, columns: dict | None = None) -> dict:
+    """One runs-table row: identity, status and error, the config as columns (``columns``, when
+    the caller has them: :func:`runner.run.config_columns`), the outcome.
+
+    Its values are in their columns' types, :func:`record_types`.
+    """
     record = {key: summary.get(key) for key in _RUN_FIELDS}
     record["job"] = job
     config = summary.get("config") or {}
-    if isinstance(config.get("objective"), dict) and isinstance(config.get("optimizer"), dict):
-        record.update(config_columns(config))
+    if _has_options(config):
+        record.update(columns if columns is not None else config_columns(config))
     else:
         record.update(objective=summary.get("objective"), optimizer=summary.get("optimizer"))
     for key in _RESULT_FIELDS:
         value = summary.get(key)
         record[key] = float(value) if key in _FLOAT_FIELDS and value is not None else value
+    record["started_at"] = utc_datetime(record["started_at"])
     record["config"] = json.dumps(config, sort_keys=True)
     return record
+
+
+def record_types(config: dict) -> dict[str, pa.DataType]:
+    """The type of each column of a runs-table row of a run of ``config`` (:func:`run_record`)."""
+    return {**COLUMN_TYPES, **(config_types(config) if _has_options(config) else {})}
+
+
+def _has_options(config: dict) -> bool:
+    return isinstance(config.get("objective"), dict) and isinstance(config.get("optimizer"), dict)
+
+
+def runs_table(records: list[dict], types: dict[str, pa.DataType], *, coerced: bool = False) -> pa.Table:
+    """Runs-table rows as a table: every key of any row a column of ``types[key]``, null where a row
+    lacks it. A key without a type is typed by its values (:func:`runner.store.typed_array`).
+    ``coerced``: every value is of ``types`` already (the rows of runs of one config schema)."""
+    keys = dict.fromkeys(key for record in records for key in record)
+    return pa.table({key: typed_array([record.get(key) for record in records], types.get(key),
+                                      coerced=coerced and key in types) for key in keys})  # fmt: skip
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table | None:
@@ -115,22 +138,6 @@ def _cast(column, type_: pa.DataType):
     if type_ == _TEXT:
         return column.cast(pa.string()).dictionary_encode() if not pa.types.is_null(column.type) else column.cast(type_)
     return column.cast(type_)
-
-
-def _table(records: list[dict]) -> pa.Table | None:
-    """Rows with differing keys as one table: every key a column, null where a row lacks it."""
-    if not records:
-        return None
-    keys = dict.fromkeys(key for record in records for key in record)
-    return pa.table({key: _array([record.get(key) for record in records]) for key in keys})
-
-
-def _array(values: list) -> pa.Array:
-    try:
-        return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # numbers beside text (lr=abc): all of it as text
-        return pa.array([v if v is None or isinstance(v, str) else pa.scalar(v).cast(pa.string()).as_py()
-                         for v in values], pa.string())  # fmt: skip
 
 
 def _with_constants(table: pa.Table, **columns) -> pa.Table:
@@ -191,17 +198,18 @@ def _plain(type_: pa.DataType) -> pa.DataType:
 
 def _sources(sweep_dir: Path) -> tuple[pa.Table, list[_TraceSource]]:
     """The runs table of every run below ``sweep_dir``, and the files that hold their traces."""
-    records, traces = [], []
+    records, types, traces = [], {}, []
     for path in job_summaries(sweep_dir):
         summary = read_summary(path)
         job = path.parent.relative_to(sweep_dir).as_posix()
         records.append(run_record(summary, job))
+        types = {**record_types(summary.get("config") or {}), **types}  # the first run that declares a key types it
         trace_path = path.parent / TRACE_FILE
         if summary.get("trace_file") and trace_path.is_file():
             traces.append(_TraceSource(trace_path, (("status", summary["status"]), ("job", job))))
     runs_parts = [pq.read_table(p) for p in chunk_files(sweep_dir, RUNS_FILE)]
     traces += [_TraceSource(p) for p in chunk_files(sweep_dir, TRACES_FILE)]
-    runs = _concat([_table(records), *runs_parts])
+    runs = _concat([runs_table(records, types) if records else None, *runs_parts])
     if runs is None:
         raise FileNotFoundError(f"no runs below {sweep_dir}: expected <job>/{SUMMARY_FILE} or {PARTS_DIR}/*.{RUNS_FILE}")
     return runs, traces
@@ -292,7 +300,7 @@ def load(path: str | Path, columns: list[str] | None = None):
 
     ``path`` is a sweep folder (or a single run's folder). Columns: the trace
     columns of each run (``iteration``, ``f``, ``grad_norm``, ``x_i``, ``time_s``,
-    ``nfev``, ``ngev``), its config as typed columns (``lr`` float, ``seed`` int,
+    ``nfev``, ``ngev``, ``f_star``), its config as typed columns (``lr`` float, ``seed`` int,
     ``optimizer`` string, ``optimizer.momentum`` ...), its ``status`` and its ``job`` folder.
     ``columns`` reads only those of them the sweep has (``["run_id", "iteration", "f"]``):
     a big sweep's few columns, without its memory.

@@ -193,7 +193,9 @@ def test_repetitions_are_drawn_as_median_and_quartile_band(compose_cfg, tmp_path
     for config_id, group in runs.groupby("config_id"):
         assert len(group) == 3 and group["f_star"].nunique() == 3  # each seed its own data, its own f*
         # f - f* of every seed by iteration, each with its own f*
-        rows = traces[traces["config_id"] == config_id].merge(group[["run_id", "f_star"]], on="run_id")
+        rows = traces[traces["config_id"] == config_id].merge(group[["run_id", "f_star"]], on="run_id",
+                                                              suffixes=("_trace", ""))  # fmt: skip
+        assert "f_star_trace" not in rows or rows["f_star_trace"].equals(rows["f_star"])  # the trace's own f*
         table = rows.assign(gap=rows["f"] - rows["f_star"]).pivot(index="iteration", columns="run_id", values="gap")
         expected = table.quantile([0.25, 0.5, 0.75], axis=1).T.to_numpy()
         assert np.allclose(medians[config_id].get_xydata(), np.column_stack([table.index, expected[:, 1]]),

@@ -103,10 +103,12 @@ def test_a_value_of_the_wrong_type_keeps_every_run_in_the_tables(tmp_path, launc
                  "max_iter=50", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)  # fmt: skip
     assert done.returncode == 1, done.stderr  # the failed jobs fail the command
     assert f"sweep: 6 runs: 4 max_iter, 2 failed  ({sweep_dir})" in done.stdout
-    runs = runner.load_runs(sweep_dir)  # lr kept as text: it holds a number and a word
-    assert sorted(zip(runs["lr"], runs["status"])) == [("0.1", "max_iter")] * 2 + [("0.5", "max_iter")] * 2 + [
-        ("abc", "failed")] * 2  # fmt: skip
-    assert set(runs.loc[runs["lr"] == "abc", "error"]) == {"lr=abc: expected a number"}
+    runs = runner.load_runs(sweep_dir)  # lr stays float64: the word is null there, and kept in the run's config
+    assert runs["lr"].dtype == np.float64 and pq.read_schema(sweep_dir / "runs.parquet").field("lr").type == "double"
+    failed = runs[runs["status"] == "failed"]
+    assert sorted(runs.loc[runs["status"] == "max_iter", "lr"]) == [0.1, 0.1, 0.5, 0.5] and failed["lr"].isna().all()
+    assert [json.loads(c)["lr"] for c in failed["config"]] == ["abc", "abc"]
+    assert set(failed["error"]) == {"lr=abc: expected a number"}
     assert set(pd.read_parquet(sweep_dir / "traces.parquet")["lr"]) == {0.1, 0.5}  # the failed runs have no trace
     assert "not drawn" not in done.stdout and (sweep_dir / "figures" / "heatmap_lr_momentum.png").is_file()
 
