@@ -23,7 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from runner.batched import run_jobs
 from runner.interrupt import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, sigterm_as_interrupt
-from runner.run import TerminalProgress, run, summary_line
+from runner.run import TerminalProgress, run, shown_path, summary_line
 from runner.sweep import finish_sweep
 
 
@@ -80,17 +80,21 @@ def batches_with(run_many):
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
 @batches_with(run_jobs)
 def main(cfg) -> float:
-    single_run = HydraConfig.get().mode == RunMode.RUN
+    hydra_cfg = HydraConfig.get()
+    single_run = hydra_cfg.mode == RunMode.RUN
     progress = TerminalProgress() if single_run and sys.stderr.isatty() else None
     with sigterm_as_interrupt():
-        summary = run(cfg, HydraConfig.get().runtime.output_dir, progress=progress)
+        summary = run(cfg, hydra_cfg.runtime.output_dir, progress=progress)
     if progress is not None:
         progress.close()
+    # The folder as the user gave it: relative to where they are, unless they named it in full.
+    configured = hydra_cfg.run.dir if single_run else hydra_cfg.sweep.dir
+    where = summary["output_dir"] if Path(configured).is_absolute() else shown_path(summary["output_dir"])
     if summary.get("skipped"):
-        print(f"skipped: {summary['output_dir']} already holds this run ({summary['status']})", flush=True)
+        print(f"skipped: {where} already holds this run ({summary['status']})", flush=True)
     else:
         failed = summary["status"] == "failed"
-        print(summary_line(summary), file=sys.stderr if failed else sys.stdout, flush=True)
+        print(summary_line(summary, where), file=sys.stderr if failed else sys.stdout, flush=True)
         if summary["status"] == "interrupted":
             sys.exit(EXIT_INTERRUPTED)
         if single_run and failed:

@@ -327,12 +327,12 @@ def run(cfg, output_dir: str | Path, *, progress=None, resume: bool = True) -> d
     return summary
 
 
-def summary_line(summary: dict) -> str:
+def summary_line(summary: dict, where: str | None = None) -> str:
     """The one line printed at the end of a run: the status, the rule that ended it when that
     is not the status's own name, with the solver's message when the solver ended it, then f,
     the iteration count and the folder: ``converged (tol): f = ...``, ``stopped (solver: <its
     message>): f = ...``, ``max_iter: f = ...``."""
-    where = summary.get("output_dir", "")
+    where = summary.get("output_dir", "") if where is None else where
     if summary["status"] == "failed":
         return f"failed: {summary['error']}  ({where})"
     status, reason = summary["status"], summary.get("stop_reason")
@@ -343,3 +343,11 @@ def summary_line(summary: dict) -> str:
     f = summary.get("f")
     f_text = f"{f:.6g}" if isinstance(f, float) else str(f)
     return f"{status}: f = {f_text} after {summary['iterations']} iterations  ({where})"
+
+
+def shown_path(path) -> str:
+    """``path`` relative to the working folder when it lies below it, else as it is."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

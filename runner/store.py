@@ -107,7 +107,8 @@ def coerce(value, type_: pa.DataType):
     if pa.types.is_floating(type_):
         return float(value) if _is_number(value) else None
     if pa.types.is_integer(type_):
-        return int(value) if _is_number(value) and float(value).is_integer() else None
+        fits = _is_number(value) and float(value).is_integer() and -(2**63) <= int(value) < 2**63
+        return int(value) if fits else None  # past int64 (a refused max_iter=1e20): the run's config keeps it
     if pa.types.is_boolean(type_):
         return bool(value) if isinstance(value, (bool, np.bool_)) else None
     if pa.types.is_list(type_):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -18,7 +19,7 @@ import runner.batched as batched
 from runner.batched import BatchSamplers, Job, minimize_batch, run_jobs, run_rng
 from runner.loop import EpochSampler, minimize
 from runner.run import run
-from runner.sweep import PARTS_DIR, collect
+from runner.sweep import PARTS_DIR, collect, write_tables
 
 REPO = Path(__file__).resolve().parent.parent
 # Columns that differ between two runs of the same config: when, how long, which run.
@@ -558,6 +559,13 @@ def test_integers_past_int64_fail_before_any_work(tmp_path, monkeypatch):
         "lr=100000000000000000000: expected a number (an integer must fit int64)"]  # fmt: skip
     assert [o["traceback"] for o in outcomes[1:]] == [None] * 3
     assert not list(tmp_path.glob("job=00[123]/trace.parquet"))
+    # The sweep's tables take every run, the refused values kept in each run's config text.
+    runs = write_tables(tmp_path)
+    assert runs.schema.field("max_iter").type == pa.int64()
+    by_job = {row["job"]: row for row in runs.to_pylist()}
+    assert [by_job[job.name]["status"] for job in jobs] == ["converged", "failed", "failed", "failed"]
+    assert by_job[jobs[1].name]["max_iter"] is None
+    assert '"max_iter": 100000000000000000000' in by_job[jobs[1].name]["config"]
 
 
 def test_cli_bad_values_in_a_sweep_give_the_same_statuses_under_both_launchers(tmp_path):

@@ -24,6 +24,14 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           timeout=120)  # fmt: skip
 
 
+def test_the_end_line_names_the_folder_as_the_user_gave_it(tmp_path):
+    relative = cli("max_iter=3", cwd=tmp_path)  # the default hydra.run.dir, outputs/<date>/<time>-<id>
+    where = relative.stdout.strip().rpartition("  (")[2].rstrip(")")
+    assert where.startswith("outputs/") and (tmp_path / where / "summary.json").is_file(), relative.stdout
+    absolute = cli("max_iter=3", f"hydra.run.dir={tmp_path / 'abs'}", cwd=tmp_path)
+    assert absolute.stdout.strip().endswith(f"  ({tmp_path / 'abs'})"), absolute.stdout
+
+
 def test_cli_writes_trace_and_summary(tmp_path):
     out = tmp_path / "run"
     done = cli("optimizer=momentum", "lr=0.01", f"hydra.run.dir={out}", cwd=tmp_path)

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import scipy.optimize
 
+import runner
 from objectives import REGISTRY, least_squares, quartic, shifted_quadratic, sin_cos
 from runner.errors import ConfigError
 from runner.run import run, summary_line
@@ -291,3 +292,22 @@ def test_a_run_without_success_exits_0_and_its_end_line_says_why(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("stopped (solver: Warning: Desired error not necessarily achieved due to "
                                   "precision loss.): f = -3.8399 after 4 iterations")  # fmt: skip
+
+
+def test_a_sweep_over_methods_has_the_statuses_of_scipys_own_success(tmp_path):
+    """``-m optimizer.method=<every method>`` on the quartic: each run is converged exactly when
+    a direct ``minimize`` call with the same settings says ``success``, and never failed."""
+    sweep_dir = tmp_path / "sweep"
+    done = subprocess.run([sys.executable, "-m", "runner", "-m", "objective=quartic", "optimizer=scipy",
+                           f"optimizer.method={','.join(METHODS)}", f"max_iter={MAX_ITER}", "tol=1e-9",
+                           f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    runs = {row["optimizer.method"]: row for row in runner.load_runs(sweep_dir).to_dict("records")}
+    assert sorted(runs) == sorted(METHODS)
+    for method in METHODS:
+        result, _ = direct(quartic(), method, max_iter=MAX_ITER, tol=1e-9)
+        run_row = runs[method]
+        assert (run_row["status"] == "converged") == bool(result.success), (method, run_row["message"])
+        assert run_row["status"] in ("converged", "max_iter", "stopped"), (method, run_row["message"])
+        assert run_row["f"] == pytest.approx(float(result.fun), rel=1e-12, abs=1e-12), method
