@@ -108,10 +108,6 @@ def check_within(x0: np.ndarray, lower: np.ndarray, upper: np.ndarray, *, key: s
         )
 
 
-def check_positive_int(value, key: str, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(key, value, f"an integer >= {minimum}")
-    return int(value)
 
 
 def check_real(value, key: str, *, minimum: float = -np.inf) -> float:

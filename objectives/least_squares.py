@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from objectives.base import Objective, StartingPoint, as_x0, check_positive_int, check_real
+from objectives.base import Objective, StartingPoint, as_x0, check_real
 from objectives.data import load_xy, minibatch_estimator
+from runner.errors import check_count
 
 
 def least_squares(m: int = 100, n: int = 10, noise: float = 0.1, data: str | None = None, target: str = "y",
@@ -38,10 +39,10 @@ def least_squares(m: int = 100, n: int = 10, noise: float = 0.1, data: str | Non
         ``hessian_max_eig`` = the largest eigenvalue of 2 A^T A,
         ``n_samples = m`` and ``minibatch_value_and_grad``.
     """
-    m = check_positive_int(m, "objective.m")
-    n = check_positive_int(n, "objective.n")
+    m = check_count(m, "objective.m")
+    n = check_count(n, "objective.n")
     noise = check_real(noise, "objective.noise", minimum=0.0)
-    seed = check_positive_int(seed, "objective.seed", minimum=0)
+    seed = check_count(seed, "objective.seed", minimum=0)
     if data is None:
         rng = np.random.default_rng(seed)
         A = rng.standard_normal((m, n))

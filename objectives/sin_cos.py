@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from objectives.base import Objective, StartingPoint, as_x0, check_positive_int, check_within
+from objectives.base import Objective, StartingPoint, as_x0, check_within
+from runner.errors import check_count
 
 _TIGHT = 10  # coordinates 1..10 are bounded by 1, the rest by 20
 
@@ -35,8 +36,8 @@ def sin_cos(n: int = 50, x0: StartingPoint = None, seed: int = 0) -> Objective:
     Returns:
         A bounded ``Objective``: ``lower = -inf``, ``upper = [1]*10 + [20]*(n-10)``.
     """
-    n = check_positive_int(n, "objective.n")
-    seed = check_positive_int(seed, "objective.seed", minimum=0)
+    n = check_count(n, "objective.n")
+    seed = check_count(seed, "objective.seed", minimum=0)
     i = np.arange(1, n + 1, dtype=float)
     lower = np.full(n, -np.inf)
     upper = np.where(i <= _TIGHT, 1.0, 20.0)

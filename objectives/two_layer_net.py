@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from objectives.base import Objective, StartingPoint, as_x0, check_positive_int, check_real
+from objectives.base import Objective, StartingPoint, as_x0, check_real
 from objectives.data import load_xy, minibatch_estimator
+from runner.errors import check_count
 
 
 def two_layer_net(m: int = 200, n: int = 5, p: int = 16, noise: float = 0.1, data: str | None = None, target: str = "y",
@@ -52,11 +53,11 @@ def two_layer_net(m: int = 200, n: int = 5, p: int = 16, noise: float = 0.1, dat
         An ``Objective`` with ``n_samples = m`` and ``minibatch_value_and_grad``;
         the minimiser is unknown (``x_star = f_star = None``).
     """
-    m = check_positive_int(m, "objective.m")
-    n = check_positive_int(n, "objective.n")
-    p = check_positive_int(p, "objective.p")
+    m = check_count(m, "objective.m")
+    n = check_count(n, "objective.n")
+    p = check_count(p, "objective.p")
     noise = check_real(noise, "objective.noise", minimum=0.0)
-    seed = check_positive_int(seed, "objective.seed", minimum=0)
+    seed = check_count(seed, "objective.seed", minimum=0)
     rng = np.random.default_rng(seed)
     if data is None:
         X = rng.standard_normal((m, n))

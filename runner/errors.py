@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 
 class ConfigError(ValueError):
     """A bad config value.
@@ -21,3 +23,12 @@ def _show(value) -> str:
     text = value if isinstance(value, str) else repr(value)
     text = " ".join(text.split())  # one line, even for a multi-line repr (2-D arrays)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_count(value, key: str, *, minimum: int = 1) -> int:
+    """A whole count ``>= minimum`` (a size, a number of samples, a seed): an int or a numpy integer,
+    never a bool nor a float such as 2.0. The one check every such key shares (an objective's sizes,
+    ``optimizer.batch_size``, the batched launcher's ``chunk_size`` and ``max_chunk_bytes``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:  # np.int64 is Integral
+        raise ConfigError(key, value, f"an integer >= {minimum}")
+    return int(value)

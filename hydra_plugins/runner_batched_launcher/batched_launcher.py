@@ -39,9 +39,10 @@ class BatchedLauncher(Launcher):
         super().__init__()
         if compose not in ("fast", "exact"):
             raise ValueError(f"hydra.launcher.compose={compose}: expected fast or exact")
+        from runner.errors import check_count  # plain Python, no Hydra: a ConfigError is a ValueError
+
         for key, value in (("chunk_size", chunk_size), ("max_chunk_bytes", max_chunk_bytes)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"hydra.launcher.{key}={value}: expected an integer >= 1")
+            check_count(value, f"hydra.launcher.{key}")
         self.chunk_size = chunk_size
         self.max_chunk_bytes = max_chunk_bytes
         self.fast = compose == "fast"
