@@ -262,7 +262,7 @@ def figure_torch() -> None:
 
 def figure_load(sweep_dir: Path | None, root: Path) -> None:
     import runner
-    from runner.sweep import PARTS_DIR
+    from runner.store import PARTS_DIR
 
     print("4. loading a 1,000-run sweep (1M trace rows)", flush=True)
     if sweep_dir is None or not (sweep_dir / "traces.parquet").is_file():

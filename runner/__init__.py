@@ -6,6 +6,6 @@
 """
 
 from runner.run import run
-from runner.sweep import load, load_runs
+from runner.tables import load, load_runs
 
 __all__ = ["load", "load_runs", "run"]

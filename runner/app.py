@@ -1,7 +1,8 @@
 """The command line, ``python -m runner [overrides]``: the one module that imports Hydra.
 
 It composes the config, hands it to :func:`runner.run.run` (plain Python), prints
-one line and returns the final f, so that a Hydra sweeper can minimise it.
+one line and returns the final f, so that a Hydra sweeper can minimise it. After a
+multirun, :class:`SweepEnd` calls :func:`finish_sweep`: the tables, the figures, the count.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import math
 import os
 import sys
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import hydra
@@ -23,8 +25,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from runner.batched import run_jobs
 from runner.interrupt import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, sigterm_as_interrupt
-from runner.run import TerminalProgress, run, shown_path, summary_line
-from runner.sweep import finish_sweep
+from runner.run import run, shown_path, summary_line
+from runner.stopping import TerminalProgress
+from runner.tables import status_counts, write_tables
+from runner.trace import STATUSES
 
 
 def config_dir() -> str:
@@ -60,6 +64,32 @@ class SweepEnd(Callback):
             sys.exit(EXIT_FAILED)
         if counts["failed"] or counts["interrupted"]:
             sys.exit(EXIT_FAILED)
+
+
+def count_line(counts: Counter, where: Path) -> str:
+    parts = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])
+    return f"sweep: {sum(counts.values())} runs: {parts}  ({where})"
+
+
+def finish_sweep(sweep_dir: str | Path, *, figures: bool = True) -> Counter:
+    """Write the sweep's tables (and figures), print the count of runs by status, return it."""
+    sweep_dir = Path(sweep_dir)
+    runs = write_tables(sweep_dir)
+    counts = status_counts(runs)
+    if figures:
+        draw_figures(sweep_dir)
+    print(count_line(counts, sweep_dir), flush=True)
+    return counts
+
+
+def draw_figures(sweep_dir: Path) -> None:
+    """The figures that fit the sweep, into ``figures/``; a figure that fails never costs the tables."""
+    from runner.plot import draw  # matplotlib is imported only when figures are drawn
+
+    try:
+        draw(sweep_dir)
+    except Exception as err:  # the tables are written; say what went wrong and go on
+        print(f"figures: not drawn ({type(err).__name__}: {err})", flush=True)
 
 
 def batches_with(run_many):

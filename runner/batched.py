@@ -5,7 +5,7 @@ Jobs that differ only in numeric optimizer hyperparameters (``lr``, ``optimizer.
 ``grad_tol``) or in the seed of their minibatches run together: x gets a leading batch
 axis, x of shape (B, n), and each varying hyperparameter becomes an array of shape (B,),
 which every optimizer factory takes (see :mod:`runner.optimizers`). Each config stops by
-its own rule, :func:`runner.loop.stop_reason`, the rule :func:`runner.loop.minimize`
+its own rule, :func:`runner.stopping.stop_reason`, the rule :func:`runner.loop.minimize`
 applies; a stopped config is frozen (its x no longer moves and its trace ends there), not
 dropped from the arrays.
 
@@ -14,14 +14,15 @@ Jobs are grouped by what cannot become an array: the objective's config except `
 factory and its non-numeric keys (flags, ``batch_size``), and ``trace.x``. A group runs in
 chunks of at most ``chunk_size`` configs, fewer when their traces would pass
 ``max_chunk_bytes``, and each chunk's rows are written before the next chunk starts, as
-``parts/<name>.runs.parquet`` (runs-table rows, :func:`runner.sweep.run_record`) and
+``parts/<name>.runs.parquet`` (runs-table rows, :func:`runner.tables.run_record`) and
 ``parts/<name>.traces.parquet`` (trace rows with the columns of a job's ``trace.parquet``,
-plus ``status`` and ``job``), the layout :func:`runner.sweep.collect` reads.
+plus ``status`` and ``job``), the layout :func:`runner.tables.collect` reads.
 
 What cannot be batched runs one job at a time through ``fallback``, by default
 :func:`runner.run.run` into ``sweep_dir/<job>`` (the per-job layout): a scipy optimizer, a
 config that does not build or validate (its failure is recorded exactly as a lone run
-records it), and every config of a chunk whose objective raised.
+records it), and every config of a chunk whose objective raised. What can be batched is what its
+optimizer says (``batchable``), never its type.
 
 Each batched run equals the same config run alone: the same trace (bitwise, as long as the
 objective and the optimizer compute each row of a batch as they compute a single x, which
@@ -46,26 +47,17 @@ from time import perf_counter
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from runner.errors import ConfigError
-from runner.loop import gradient_norm, minibatch_sampler, stop_reason
+from runner.columns import typed_array, utc_iso
+from runner.config import build, build_optimizer, check_config, config_columns, config_ids, registry_name, run_rng
+from runner.errors import ConfigError, check_count
+from runner.loop import minibatch_sampler
 from runner.optimizers import Optimizer
-from runner.run import (
-    FINAL_STATUSES,
-    build,
-    build_optimizer,
-    check_config,
-    config_columns,
-    config_ids,
-    registry_name,
-    run,
-    run_rng,
-)
-from runner.store import atomic_write, typed_array, utc_iso
-from runner.sweep import PARTS_DIR, RUNS_FILE, TRACES_FILE, chunk_files, record_types, run_record, runs_table
-from runner.trace import traced_coordinates
+from runner.run import run
+from runner.stopping import gradient_norm, stop_reason
+from runner.store import drop_runs, earlier_runs, write_part
+from runner.tables import record_types, run_record, runs_table
+from runner.trace import summary_record, traced_coordinates
 
 CHUNK_SIZE = 1024
 # Trace memory of one chunk: configs x (max_iter + 1) rows x (coordinates + 6) float64 columns.
@@ -77,10 +69,10 @@ class Job:
     """One job of a sweep.
 
     Attributes:
-        config: its resolved config, a plain dict (as :func:`runner.run.plain` gives).
+        config: its resolved config, a plain dict (as :func:`runner.config.plain` gives).
         name: its folder below the sweep dir in the per-job layout (Hydra's
             ``hydra.sweep.subdir``, e.g. ``lr=0.1/optimizer=momentum``); the ``job`` column.
-        config_hash, config_id: as :func:`runner.run.config_ids` gives for the job's
+        config_hash, config_id: as :func:`runner.config.config_ids` gives for the job's
             config; computed from ``config`` when not given. Pass them when the config
             had interpolations (``objective.seed: ${seed}``): ``config_id`` is computed
             from the unresolved config.
@@ -209,7 +201,7 @@ def minimize_batch(
                 X[k] = x if all_coords else x[:, coords]
                 rows = k + 1
 
-                # The rules of runner.loop.stop_reason, as masks: every config that may stop here.
+                # The rules of runner.stopping.stop_reason, as masks: every config that may stop here.
                 maybe = ~np.isfinite(f + gnorm) | (k >= max_iter) | (use_grad_tol & (gnorm <= grad_tol))
                 if k > 0:
                     maybe |= np.abs(f - f_prev) < tol
@@ -337,7 +329,7 @@ def _plan(jobs: Sequence[Job], todo: Sequence[int]) -> tuple[list[_Group], list[
         optimizer = _batched_optimizer_or_none(jobs, members)
         parts = [(members, optimizer)] if optimizer is not None else _buildable(jobs, _valid(jobs, members, alone))
         for part, optimizer in parts:
-            if not isinstance(optimizer, Optimizer):  # scipy (its own loop), or no batch of these builds
+            if not getattr(optimizer, "batchable", False):  # scipy (its own driver), or no batch of these builds
                 alone.extend(i for i, _ in part)
                 continue
             first = part[0][1]["objective"]
@@ -430,27 +422,24 @@ def _chunk_tables(jobs: Sequence[Job], ids: list[tuple[str, str]], group: _Group
     for b, (job, (config_hash, config_id)) in enumerate(zip(jobs, ids)):
         f = float(f_final[b])
         iterations = int(result.iterations[b])
-        summary = {
-            "run_id": run_ids[b],
-            "config_hash": config_hash,
-            "config_id": config_id,
-            "status": result.statuses[b],
-            "stop_reason": result.stop_reasons[b],
-            "message": result.messages[b],
-            "error": None,
-            "traceback": None,
-            "objective": registry_name(job.config["objective"]),
-            "optimizer": registry_name(job.config["optimizer"]),
-            "f": f,
-            "f_star": f_star,
-            "f_gap": None if f_star is None else f - f_star,
-            "iterations": iterations,
-            "nfev": iterations + 1,
-            "ngev": iterations if result.minibatch else iterations + 1,
-            "wall_time_s": float(result.wall_time_s[b]),
-            "started_at": started_at,
-            "config": job.config,
-        }
+        summary = summary_record(
+            run_id=run_ids[b],
+            config_hash=config_hash,
+            config_id=config_id,
+            objective=registry_name(job.config["objective"]),
+            optimizer=registry_name(job.config["optimizer"]),
+            status=result.statuses[b],
+            stop_reason=result.stop_reasons[b],
+            message=result.messages[b],
+            f=f,
+            f_star=f_star,
+            iterations=iterations,
+            nfev=iterations + 1,
+            ngev=iterations if result.minibatch else iterations + 1,
+            wall_time_s=float(result.wall_time_s[b]),
+            started_at=started_at,
+            config=job.config,
+        )
         records.append(run_record(summary, job.name, config_cols[b]))
     # The jobs of a chunk share an objective and an optimizer factory, so their config's types.
     types = record_types(jobs[0].config)
@@ -490,7 +479,7 @@ def _repeat(values: pa.Array, owner: pa.Array) -> pa.Array:
 
     Dictionary-encoded, ``owner`` indexing ``values``: the repeated column is never built.
     Parquet stores such a column dictionary-encoded, and the file is written without its
-    Arrow schema (:func:`_write_part`), so it reads back in the plain type (string, double,
+    Arrow schema (:func:`runner.store.write_part`), so it reads back in the plain type (string, double,
     int64, bool), as a job's trace.parquet does. Every chunk encodes a column alike, so that
     chunks concatenate: a null is a null index; parquet has no dictionary of lists, so a list
     column (betas, x0) is repeated.
@@ -507,59 +496,7 @@ def _repeat(values: pa.Array, owner: pa.Array) -> pa.Array:
     return pa.DictionaryArray.from_arrays(owner, values)
 
 
-def _write_part(sweep_dir: Path, name: str, runs: list[pa.Table], traces: list[pa.Table]) -> None:
-    """Write a chunk as ``parts/<name>.traces.parquet``, then ``parts/<name>.runs.parquet``.
-
-    One file each, holding exactly the rows and columns the sweep's tables hold for these
-    runs: a sweep of one chunk takes them as its tables (:func:`runner.sweep.write_tables`).
-    """
-    parts = sweep_dir / PARTS_DIR
-    parts.mkdir(parents=True, exist_ok=True)
-    trace_table = pa.concat_tables(traces, promote_options="permissive")
-    runs_table = pa.concat_tables(runs, promote_options="permissive")
-    # Without the Arrow schema the dictionary-encoded constants (_repeat) read back in their
-    # plain types. Only those columns are worth a dictionary; statistics would cost a sixth
-    # of the writing time, and neither collect() nor a table of one row group uses them.
-    constants = [f.name for f in trace_table.schema if pa.types.is_dictionary(f.type)]
-    # Traces first: a runs part is only there once its traces are.
-    atomic_write(parts / f"{name}.{TRACES_FILE}", lambda tmp: pq.write_table(
-        trace_table, tmp, store_schema=False, use_dictionary=constants, write_statistics=False))  # fmt: skip
-    atomic_write(parts / f"{name}.{RUNS_FILE}", lambda tmp: pq.write_table(runs_table, tmp))
-
-
 # ----------------------------------------------------------------------------- the sweep
-
-
-def _earlier_runs(sweep_dir: Path) -> tuple[dict, set]:
-    """What earlier launches left in the sweep's chunk files: the outcome of each finished run by
-    ``(job, config_hash)``, and every job that has a run there."""
-    finished, present = {}, set()
-    for path in chunk_files(sweep_dir, RUNS_FILE):
-        for row in pq.read_table(path, columns=["job", "config_hash", "status", "message", "f"]).to_pylist():
-            present.add(row["job"])
-            if row["status"] in FINAL_STATUSES:
-                finished[(row["job"], row["config_hash"])] = {k: row[k] for k in ("status", "message", "f")}
-    return finished, present
-
-
-def _drop_runs(sweep_dir: Path, jobs: set[str]) -> None:
-    """Take the earlier runs of ``jobs`` out of the chunk files that hold them. They run again
-    (unfinished, or with another config), and as with a job folder, the new run replaces the old."""
-    if not jobs:
-        return
-    for runs_path in chunk_files(sweep_dir, RUNS_FILE):
-        runs = pq.read_table(runs_path)
-        drop = pc.is_in(runs["job"], pa.array(sorted(jobs)))
-        if not pc.any(drop).as_py():
-            continue
-        traces_path = runs_path.with_name(runs_path.name[: -len(RUNS_FILE)] + TRACES_FILE)
-        traces = pq.read_table(traces_path)
-        dropped = runs.filter(drop)["run_id"].combine_chunks()
-        traces = traces.filter(pc.invert(pc.is_in(traces["run_id"], value_set=dropped)))
-        # The runs file first: should the traces file not follow, a dropped run's rows are left
-        # without their run, never a run that is kept without its rows.
-        atomic_write(runs_path, lambda tmp, runs=runs.filter(pc.invert(drop)): pq.write_table(runs, tmp))
-        atomic_write(traces_path, lambda tmp, traces=traces: pq.write_table(traces, tmp, store_schema=False))
 
 
 def _run_alone(sweep_dir: Path):
@@ -594,8 +531,7 @@ def run_jobs(
     ``"skipped": True``); one it left interrupted, or ran with another config, is taken out
     of its chunk files and run again.
     """
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ConfigError("chunk_size", chunk_size, "an integer >= 1")
+    check_count(chunk_size, "chunk_size")
     sweep_dir = Path(sweep_dir)
     if fallback is None:
         run_alone = _run_alone(sweep_dir)
@@ -603,14 +539,14 @@ def run_jobs(
     outcomes: list = [None] * len(jobs)
     ids = {i: (job.config_hash, job.config_id) if job.config_id else config_ids(job.config, job.config)
            for i, job in enumerate(jobs)}  # fmt: skip
-    finished, earlier_jobs = _earlier_runs(sweep_dir) if resume else ({}, set())
+    finished, earlier_jobs = earlier_runs(sweep_dir) if resume else ({}, set())
     todo = []
     for i, job in enumerate(jobs):
         if (earlier := finished.get((job.name, ids[i][0]))) is not None:
             outcomes[i] = {**earlier, "job": job.name, "batched": True, "skipped": True}
         else:
             todo.append(i)
-    _drop_runs(sweep_dir, {jobs[i].name for i in todo} & earlier_jobs)
+    drop_runs(sweep_dir, {jobs[i].name for i in todo} & earlier_jobs)
     groups, alone = _plan(jobs, todo)
     launch = f"{time.strftime('%Y%m%d%H%M%S')}{uuid.uuid4().hex[:6]}"
     pending_runs: list[pa.Table] = []
@@ -621,7 +557,7 @@ def run_jobs(
     def flush():
         nonlocal pending, part
         if pending:
-            _write_part(sweep_dir, f"{part_prefix}-{launch}-{part:04d}", pending_runs, pending_traces)
+            write_part(sweep_dir, f"{part_prefix}-{launch}-{part:04d}", pending_runs, pending_traces)
             pending_runs.clear()
             pending_traces.clear()
             pending, part = 0, part + 1

@@ -1,8 +1,8 @@
 """The iteration loop for ``(init, update)`` optimizers. It records rows and does no I/O.
 
 One pass per iterate ``x_k``: evaluate ``f_k`` and ``g_k``, record row ``k``,
-apply the stopping rules, then step. The stopping rules, in order, each as
-status (stop reason):
+apply the stopping rules (:mod:`runner.stopping`), then step. The stopping rules,
+in order, each as status (stop reason):
 
 * ``diverged`` (``diverged``): ``f_k`` or the gradient is not finite (the row is kept);
 * ``converged`` (``grad_tol``): the projected gradient norm is ``<= grad_tol`` (``grad_tol > 0``);
@@ -16,21 +16,18 @@ box, so iterates stay feasible.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from time import perf_counter
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from runner.errors import ConfigError
 from runner.optimizers import Optimizer
+from runner.stopping import PROGRESS_EVERY_S, Progress, stop_reason
 from runner.trace import RunResult, TraceRecorder, traced_coordinates
 
 if TYPE_CHECKING:
     from objectives.base import Objective
-
-Progress = Callable[[int, float], None]
-PROGRESS_EVERY_S = 0.5
 
 
 class EpochSampler:
@@ -71,45 +68,6 @@ def minibatch_sampler(objective: Objective, optimizer: Optimizer, rng: np.random
             f"an integer in [1, {objective.n_samples}] (objective {objective.name} has {objective.n_samples} samples)",
         )
     return EpochSampler(objective.n_samples, optimizer.batch_size, rng)
-
-
-def gradient_norm(objective: Objective, x: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """``||x - P(x - g)||``: the gradient norm, projected onto the box when there is one.
-
-    It is zero exactly at the first-order optimum of the bounded problem (the
-    measure L-BFGS-B's ``pgtol`` uses), and equals ``||g||`` without bounds.
-    Works over leading batch axes.
-    """
-    if objective.has_bounds:
-        g = x - objective.project(x - g)
-    return np.sqrt(np.vecdot(g, g))
-
-
-class Stop(NamedTuple):
-    """How a run ends: its status (:data:`runner.trace.STATUSES`), the rule that ended it
-    (:data:`runner.trace.STOP_REASONS`) and a message saying so with numbers."""
-
-    status: str
-    reason: str
-    message: str
-
-
-def stop_reason(k: int, f: float, f_prev: float, gnorm: float, *, tol: float, grad_tol: float,
-                max_iter: int) -> Stop | None:
-    """The stopping rules, in order, at iterate k: a :class:`Stop`, or None to go on.
-
-    ``f_prev`` is f at iterate k - 1 (unused at k = 0); ``gnorm`` is the
-    gradient norm at iterate k, projected onto the bounds if there are any.
-    """
-    if not math.isfinite(f + gnorm):
-        return Stop("diverged", "diverged", f"f or its gradient is not finite at iteration {k}")
-    if grad_tol > 0 and gnorm <= grad_tol:
-        return Stop("converged", "grad_tol", f"gradient norm {gnorm:.3g} <= grad_tol = {grad_tol:g}")
-    if k > 0 and abs(f - f_prev) < tol:
-        return Stop("converged", "tol", f"|f_k - f_(k-1)| = {abs(f - f_prev):.3g} < tol = {tol:g}")
-    if k >= max_iter:
-        return Stop("max_iter", "max_iter", f"reached max_iter = {max_iter}")
-    return None
 
 
 def minimize(

@@ -19,12 +19,12 @@ Conventions shared by all of them:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from runner.errors import ConfigError
+from runner.errors import ConfigError, check_count
 
 
 class Optimizer(NamedTuple):
@@ -44,6 +44,10 @@ class Optimizer(NamedTuple):
     name: str
     hyperparams: dict
     batch_size: int | None = None
+
+    # Its update works over a leading batch axis (hyperparameters of shape (B,)): a sweep may run
+    # many configs of it as one computation (runner.batched). It has no own driver: runner.loop runs it.
+    batchable = True
 
 
 class SGDState(NamedTuple):
@@ -128,9 +132,7 @@ def _flag(value, key: str) -> bool:
 
 
 def _batch_size(batch_size) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ConfigError("optimizer.batch_size", batch_size, "an integer >= 1")
-    return int(batch_size)
+    return check_count(batch_size, "optimizer.batch_size")
 
 
 def _hyperparams(**values) -> dict:
@@ -369,17 +371,3 @@ def adam(lr: float = 1e-3, betas: Sequence[float] = (0.9, 0.999), eps: float = 1
 
     hyper = _hyperparams(lr=lr, betas=[_hyperparams(b=b)["b"] for b in betas], eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
     return Optimizer(init, update, "adam", hyper)
-
-
-# ----------------------------------------------------------------------------- scipy
-
-
-def scipy(method: str | None = None, options: dict | None = None):
-    """``scipy.optimize.minimize`` with any of its methods; see :mod:`runner.scipy_minimize`.
-
-    ``options`` go to scipy as ``options=``; the runner's ``max_iter`` is its
-    ``maxiter``. There is no learning rate.
-    """
-    from runner.scipy_minimize import scipy_method  # the adapter imports the loop, which imports this module
-
-    return scipy_method(method, options)

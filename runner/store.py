@@ -1,4 +1,8 @@
-"""Files of a run: ``trace.parquet`` (one row per iterate) and ``summary.json`` (its outcome).
+"""Every file the runner reads or writes, and every file name: a run's, a chunk's and a sweep's.
+
+* a run (a job folder): ``trace.parquet`` (one row per iterate) and ``summary.json`` (its outcome);
+* a chunk of the batched launcher: ``parts/<name>.traces.parquet`` and ``parts/<name>.runs.parquet``;
+* a sweep: ``runs.parquet`` and ``traces.parquet`` (written by :mod:`runner.tables`), ``figures/``.
 
 Every file is written atomically: to a temporary name in the same folder, then
 renamed. ``summary.json`` is written last, so a folder whose summary is
@@ -8,24 +12,25 @@ missing never holds a run that looks complete.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
-import types
-import typing
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from runner.trace import RunResult
+from runner.columns import COLUMN_TYPES, jsonable, typed_array
+from runner.trace import FINAL_STATUSES, RunResult
 
 TRACE_FILE = "trace.parquet"
 SUMMARY_FILE = "summary.json"
+RUNS_FILE = "runs.parquet"
+TRACES_FILE = "traces.parquet"
+PARTS_DIR = "parts"
+FIGURES_DIR = "figures"
 VERSIONED_PACKAGES = ("runner", "numpy", "scipy", "pandas", "pyarrow", "hydra-core", "omegaconf", "matplotlib")
 
 
@@ -39,112 +44,6 @@ def atomic_write(path: Path, write) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
-
-
-# One schema, everywhere: the type of every column the runner writes that is not a config key
-# (config keys: runner.run.config_types). A column is never of Arrow type null.
-FLOAT_LIST = pa.list_(pa.float64())
-UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
-COLUMN_TYPES = {
-    # trace rows
-    "iteration": pa.int64(), "f": pa.float64(), "grad_norm": pa.float64(), "time_s": pa.float64(),
-    "nfev": pa.int64(), "ngev": pa.int64(),
-    # the run
-    "run_id": pa.string(), "config_hash": pa.string(), "config_id": pa.string(), "job": pa.string(),
-    "status": pa.string(), "stop_reason": pa.string(), "message": pa.string(), "error": pa.string(),
-    "traceback": pa.string(), "f_star": pa.float64(), "f_gap": pa.float64(), "iterations": pa.int64(),
-    "wall_time_s": pa.float64(), "started_at": UTC_TIMESTAMP, "config": pa.string(),
-}  # fmt: skip
-
-
-def declared_type(annotation) -> pa.DataType | None:
-    """The Arrow type of a value annotated ``annotation``; None when it names none.
-
-    ``float`` is float64, ``int`` int64, ``bool`` bool, ``str`` string, a sequence of numbers
-    (``Sequence[float]``, ``tuple[float, float]``) list<double>, a mapping JSON text (string);
-    ``X | None`` is the type of X.
-    """
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        found = {declared_type(a) for a in args if a is not type(None)} - {None}
-        if FLOAT_LIST in found and found <= {FLOAT_LIST, pa.float64(), pa.int64()}:
-            return FLOAT_LIST  # a point given as one number or a list of them (x0): a list column
-        return found.pop() if len(found) == 1 else None
-    if annotation in _SCALAR_TYPES:
-        return _SCALAR_TYPES[annotation]
-    container = origin or annotation
-    if isinstance(container, type) and issubclass(container, Mapping):
-        return pa.string()
-    if isinstance(container, type) and issubclass(container, Sequence) and not issubclass(container, str):
-        return FLOAT_LIST if args and all(a in (float, int, Ellipsis) for a in args) else None
-    return None
-
-
-_SCALAR_TYPES = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
-
-
-def value_type(value) -> pa.DataType:
-    """The type of a column nothing declares, from one value: numbers float64 (so ``1`` and ``0.5``
-    agree), lists of numbers list<double>, everything else text."""
-    if isinstance(value, bool):
-        return pa.bool_()
-    if isinstance(value, (int, float)):
-        return pa.float64()
-    if isinstance(value, (list, tuple)) and all(_is_number(v) for v in value):
-        return FLOAT_LIST
-    return pa.string()
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-
-
-def coerce(value, type_: pa.DataType):
-    """``value`` as a value of a column of type ``type_``: ``1`` is 1.0 in a float64 column,
-    a dict or a list JSON text in a string one; None when it is not of the type (``lr=abc``)."""
-    if value is None:
-        return None
-    if pa.types.is_floating(type_):
-        return float(value) if _is_number(value) else None
-    if pa.types.is_integer(type_):
-        fits = _is_number(value) and float(value).is_integer() and -(2**63) <= int(value) < 2**63
-        return int(value) if fits else None  # past int64 (a refused max_iter=1e20): the run's config keeps it
-    if pa.types.is_boolean(type_):
-        return bool(value) if isinstance(value, (bool, np.bool_)) else None
-    if pa.types.is_list(type_):
-        if _is_number(value):
-            return [float(value)]
-        ok = isinstance(value, (list, tuple)) and all(_is_number(v) for v in value)
-        return [float(v) for v in value] if ok else None
-    if pa.types.is_timestamp(type_):
-        return utc_datetime(value)
-    return value if isinstance(value, str) else json.dumps(_jsonable(value), sort_keys=True)
-
-
-def utc_iso(seconds: float) -> str:
-    """A time (seconds since the epoch) as ISO-8601 in UTC, as summary.json writes ``started_at``."""
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="microseconds")
-
-
-def utc_datetime(value) -> datetime | None:
-    """An ISO-8601 time (of any offset; a time without one is taken as UTC), a datetime or epoch seconds, in UTC."""
-    try:
-        if isinstance(value, datetime):
-            when = value
-        else:
-            when = datetime.fromtimestamp(value, timezone.utc) if _is_number(value) else datetime.fromisoformat(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
-
-
-def typed_array(values: list, type_: pa.DataType | None = None, *, coerced: bool = False) -> pa.Array:
-    """``values`` as an array of ``type_``, each value coerced (:func:`coerce`) unless ``coerced``
-    says they already are; without a type, of the type of its first non-null value
-    (:func:`value_type`), text when all are null: never Arrow's null type."""
-    if type_ is None:
-        type_ = next((value_type(v) for v in values if v is not None), pa.string())
-    return pa.array(values if coerced else [coerce(v, type_) for v in values], type_)
 
 
 def trace_table(result: RunResult, run_columns: dict, types: dict | None = None) -> pa.Table:
@@ -176,7 +75,7 @@ def write_trace(path: Path, result: RunResult, run_columns: dict, types: dict | 
 
 
 def write_summary(path: Path, summary: dict) -> None:
-    text = json.dumps(_jsonable(summary), indent=2, allow_nan=False) + "\n"
+    text = json.dumps(jsonable(summary), indent=2, allow_nan=False) + "\n"
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
@@ -194,20 +93,86 @@ def package_versions() -> dict:
     return versions
 
 
-def _jsonable(value):
-    """Plain JSON: arrays become lists, and non-finite floats become strings ("inf", "nan").
+def completed_summary(output_dir: Path, config_hash: str) -> dict | None:
+    """The summary of a finished run of the same config in ``output_dir``, if there is one."""
+    path = output_dir / SUMMARY_FILE
+    if not path.is_file() or not (output_dir / TRACE_FILE).is_file():
+        return None
+    try:
+        summary = read_summary(path)
+    except (OSError, ValueError):
+        return None
+    if summary.get("config_hash") == config_hash and summary.get("status") in FINAL_STATUSES:
+        return summary
+    return None
 
-    JSON has no inf or NaN; writing them as strings keeps the file valid for
-    every reader while saying exactly what the value was.
+
+# ----------------------------------------------------------------------------- a sweep's files
+
+
+def job_summaries(sweep_dir: Path) -> list[Path]:
+    """Every ``summary.json`` of a job folder below ``sweep_dir``, Hydra's own folders skipped."""
+    found = []
+    for path in sorted(Path(sweep_dir).rglob(SUMMARY_FILE)):
+        relative = path.relative_to(sweep_dir).parts[:-1]
+        if not any(part.startswith(".") for part in relative) and PARTS_DIR not in relative[:1]:
+            found.append(path)
+    return found
+
+
+def chunk_files(sweep_dir: Path, table: str) -> list[Path]:
+    """The batched launcher's chunk files of ``table`` (:data:`RUNS_FILE` or :data:`TRACES_FILE`),
+    in name order; the runs and traces of one chunk share the name before it."""
+    return sorted((sweep_dir / PARTS_DIR).glob(f"*.{table}"))
+
+
+def write_part(sweep_dir: Path, name: str, runs: list[pa.Table], traces: list[pa.Table]) -> None:
+    """Write a chunk as ``parts/<name>.traces.parquet``, then ``parts/<name>.runs.parquet``.
+
+    One file each, holding exactly the rows and columns the sweep's tables hold for these
+    runs: a sweep of one chunk takes them as its tables (:func:`runner.tables.write_tables`).
     """
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
+    parts = sweep_dir / PARTS_DIR
+    parts.mkdir(parents=True, exist_ok=True)
+    trace_table = pa.concat_tables(traces, promote_options="permissive")
+    runs_table = pa.concat_tables(runs, promote_options="permissive")
+    # Without the Arrow schema the dictionary-encoded constants (runner.batched._repeat) read back in their
+    # plain types. Only those columns are worth a dictionary; statistics would cost a sixth
+    # of the writing time, and neither collect() nor a table of one row group uses them.
+    constants = [f.name for f in trace_table.schema if pa.types.is_dictionary(f.type)]
+    # Traces first: a runs part is only there once its traces are.
+    atomic_write(parts / f"{name}.{TRACES_FILE}", lambda tmp: pq.write_table(
+        trace_table, tmp, store_schema=False, use_dictionary=constants, write_statistics=False))  # fmt: skip
+    atomic_write(parts / f"{name}.{RUNS_FILE}", lambda tmp: pq.write_table(runs_table, tmp))
+
+
+def earlier_runs(sweep_dir: Path) -> tuple[dict, set]:
+    """What earlier launches left in the sweep's chunk files: the outcome of each finished run by
+    ``(job, config_hash)``, and every job that has a run there."""
+    finished, present = {}, set()
+    for path in chunk_files(sweep_dir, RUNS_FILE):
+        for row in pq.read_table(path, columns=["job", "config_hash", "status", "message", "f"]).to_pylist():
+            present.add(row["job"])
+            if row["status"] in FINAL_STATUSES:
+                finished[(row["job"], row["config_hash"])] = {k: row[k] for k in ("status", "message", "f")}
+    return finished, present
+
+
+def drop_runs(sweep_dir: Path, jobs: set[str]) -> None:
+    """Take the earlier runs of ``jobs`` out of the chunk files that hold them. They run again
+    (unfinished, or with another config), and as with a job folder, the new run replaces the old."""
+    if not jobs:
+        return
+    for runs_path in chunk_files(sweep_dir, RUNS_FILE):
+        runs = pq.read_table(runs_path)
+        drop = pc.is_in(runs["job"], pa.array(sorted(jobs)))
+        if not pc.any(drop).as_py():
+            continue
+        traces_path = runs_path.with_name(runs_path.name[: -len(RUNS_FILE)] + TRACES_FILE)
+        traces = pq.read_table(traces_path)
+        dropped = runs.filter(drop)["run_id"].combine_chunks()
+        traces = traces.filter(pc.invert(pc.is_in(traces["run_id"], value_set=dropped)))
+        # The runs file first: should the traces file not follow, a dropped run's rows are left
+        # without their run, never a run that is kept without its rows.
+        atomic_write(runs_path, lambda tmp, runs=runs.filter(pc.invert(drop)): pq.write_table(runs, tmp))
+        atomic_write(traces_path, lambda tmp, traces=traces: pq.write_table(traces, tmp, store_schema=False))

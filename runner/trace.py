@@ -1,7 +1,8 @@
 """The record a run produces: its trace (one row per iterate) and its outcome.
 
 The loop and the scipy adapter both fill a :class:`TraceRecorder`; neither
-does I/O. :mod:`runner.store` turns a :class:`RunResult` into files.
+does I/O. :mod:`runner.store` turns a :class:`RunResult` into files. A run's summary,
+alone or batched, is :func:`summary_record`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import numpy as np
 STATUSES = ("converged", "max_iter", "stopped", "diverged", "failed", "interrupted")
 # The rule that ended a run: the loop's rules, scipy's own ending ("solver"), Ctrl-C, or an error.
 STOP_REASONS = ("tol", "grad_tol", "max_iter", "diverged", "solver", "interrupted", "error")
+# A run that ended in one of these is a result; failed and interrupted runs are run again on resume.
+FINAL_STATUSES = ("converged", "max_iter", "stopped", "diverged")
 
 MAX_TRACED_COORDS = 1000
 
@@ -124,3 +127,20 @@ class RunResult:
     wall_time_s: float
     trace: Trace
     details: dict = field(default_factory=dict)
+
+
+def summary_record(*, run_id: str, config_hash: str, config_id: str, objective: str, optimizer: str, status: str,
+                   stop_reason: str, message: str, error: str | None = None, traceback: str | None = None,
+                   f: float | None = None, f_star: float | None = None, iterations: int | None = None,
+                   nfev: int | None = None, ngev: int | None = None, wall_time_s: float | None = None,
+                   **extra) -> dict:  # fmt: skip
+    """A run's summary (``summary.json``, and the runs-table row built from it), for a run alone and a
+    batched one alike: its identity, how it ended, and, for a run that has a result (``iterations``
+    given), f, ``f_gap = f - f_star`` and the counts; then ``extra`` (config, started_at, ...)."""
+    record = {"run_id": run_id, "config_hash": config_hash, "config_id": config_id, "status": status,
+              "stop_reason": stop_reason, "message": message, "error": error, "traceback": traceback,
+              "objective": objective, "optimizer": optimizer}  # fmt: skip
+    if iterations is not None:
+        record.update(f=f, f_star=f_star, f_gap=None if f_star is None else f - f_star, iterations=iterations,
+                      nfev=nfev, ngev=ngev, wall_time_s=wall_time_s)  # fmt: skip
+    return {**record, **extra}

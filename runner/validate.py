@@ -1,13 +1,15 @@
-"""The checks every config passes before any work: known keys, and values of the type each key takes.
+"""The checks every config passes before any work: known keys, and values of the kind each key takes.
 
-A single run (:func:`runner.run.check_config`, called first by :func:`runner.run.run`) and
+Each key's :class:`Kind` is read once from its factory (:func:`keys_of`): what it accepts, for
+these checks, and its column's Arrow type, for the tables (:func:`runner.config.config_types`).
+A single run (:func:`runner.config.check_config`, called first by :func:`runner.run.run`) and
 the batched planner (:func:`runner.batched._plan`) use the same checks, so a bad value is
 the same one-line ``key=value: expected ...`` error under every launcher.
 
 What a factory's key takes comes from the factory itself:
 
 * its annotation, when it has one (``x0: list[float] | float | None``,
-  ``options: dict | None``);
+  ``options: dict | None``, ``betas: Sequence[float]``);
 * otherwise its default: a number (int or float) takes a real number, a list or tuple of
   numbers takes a list of as many numbers, a bool takes true or false, a string a string.
   A ``None`` default without an annotation takes anything.
@@ -26,9 +28,12 @@ import inspect
 import math
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import pyarrow as pa
+
+from runner.columns import FLOAT_LIST, value_type
 from runner.errors import ConfigError
 
 # The keys of conf/config.yaml (conf/experiment and conf/hparams_search only set them).
@@ -56,50 +61,65 @@ def oversized(value) -> bool:
 
 
 @dataclass(frozen=True)
-class Expect:
-    """What a key takes: ``ok(value)``, and ``allowed`` for the message."""
+class Kind:
+    """What a key takes, read once from its factory: ``accepts(value)``, ``allowed`` for the message,
+    and ``arrow_type``, the type of its column in the tables (None: typed by its values)."""
 
     allowed: str
-    ok: Callable[[object], bool]
+    accepts: Callable[[object], bool]
+    arrow_type: pa.DataType | None = None
 
 
-ANY = Expect("anything", lambda v: True)
-NULL = Expect("null", lambda v: v is None)
-REAL = Expect("a number", is_real)
-BOOL = Expect("true or false", lambda v: isinstance(v, bool))
-TEXT = Expect("a string", lambda v: isinstance(v, str))
-MAPPING = Expect("a mapping (name: value)", lambda v: isinstance(v, Mapping))
-REALS = Expect("a list of numbers", lambda v: isinstance(v, (list, tuple)) and all(map(is_real, v)))
+ANY = Kind("anything", lambda v: True)
+NULL = Kind("null", lambda v: v is None)
+REAL = Kind("a number", is_real, pa.float64())
+INTEGER = Kind("a number", is_real, pa.int64())  # the factory checks it is whole (optimizer.batch_size)
+BOOL = Kind("true or false", lambda v: isinstance(v, bool), pa.bool_())
+TEXT = Kind("a string", lambda v: isinstance(v, str), pa.string())
+MAPPING = Kind("a mapping (name: value)", lambda v: isinstance(v, Mapping), pa.string())  # stored as JSON text
+REALS = Kind("a list of numbers", lambda v: isinstance(v, (list, tuple)) and all(map(is_real, v)), FLOAT_LIST)
 
 
-def reals(n: int) -> Expect:
-    return Expect(f"a list of {n} numbers",
-                  lambda v: isinstance(v, (list, tuple)) and len(v) == n and all(map(is_real, v)))  # fmt: skip
+def reals(n: int) -> Kind:
+    return Kind(f"a list of {n} numbers",
+                lambda v: isinstance(v, (list, tuple)) and len(v) == n and all(map(is_real, v)), FLOAT_LIST)  # fmt: skip
 
 
-def one_of(options: list[Expect]) -> Expect:
-    if len(options) == 1 or ANY in options:
-        return options[0] if len(options) == 1 else ANY
-    allowed = ", ".join(o.allowed for o in options[:-1]) + " or " + options[-1].allowed
-    return Expect(allowed, lambda v: any(o.ok(v) for o in options))
+def one_of(options: list[Kind]) -> Kind:
+    """A value any of ``options`` accepts; its column's type is theirs when they agree
+    (a point given as one number or a list of them, ``x0``, is a list column)."""
+    types = {o.arrow_type for o in options} - {None}
+    if FLOAT_LIST in types and types <= {FLOAT_LIST, pa.float64(), pa.int64()}:
+        arrow_type = FLOAT_LIST
+    else:
+        arrow_type = types.pop() if len(types) == 1 else None
+    shown = list({o.allowed: o for o in options}.values())  # int | float: "a number", once
+    if ANY in options:
+        return Kind(ANY.allowed, ANY.accepts, arrow_type)
+    if len(shown) == 1:
+        return Kind(shown[0].allowed, shown[0].accepts, arrow_type)
+    allowed = ", ".join(o.allowed for o in shown[:-1]) + " or " + shown[-1].allowed
+    return Kind(allowed, lambda v: any(o.accepts(v) for o in options), arrow_type)
 
 
-def from_hint(hint) -> list[Expect]:
-    """The values an annotation allows; ANY for what it cannot tell."""
+def from_hint(hint) -> list[Kind]:
+    """The kinds of value an annotation allows; ANY for what it cannot tell."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return [e for arg in typing.get_args(hint) for e in from_hint(arg)]
+        return [k for arg in typing.get_args(hint) for k in from_hint(arg)]
     origin = typing.get_origin(hint) or hint
-    simple = {type(None): NULL, bool: BOOL, int: REAL, float: REAL, str: TEXT}
+    simple = {type(None): NULL, bool: BOOL, int: INTEGER, float: REAL, str: TEXT}
     if origin in simple:
         return [simple[origin]]
     if isinstance(origin, type) and issubclass(origin, Mapping):
         return [MAPPING]
-    if origin in (list, tuple) and all(a in (int, float, Ellipsis) for a in typing.get_args(hint)):
+    numbers = all(a in (int, float, Ellipsis) for a in typing.get_args(hint))
+    if isinstance(origin, type) and issubclass(origin, Sequence) and not issubclass(origin, str) and numbers:
         return [REALS]
     return [ANY]
 
 
-def from_default(default) -> Expect:
+def from_default(default) -> Kind:
+    """The kind of an unannotated key's default; a number's column is float64 (``1`` beside ``0.5``)."""
     if isinstance(default, bool):
         return BOOL
     if isinstance(default, (int, float)):
@@ -108,26 +128,38 @@ def from_default(default) -> Expect:
         return TEXT
     if isinstance(default, (list, tuple)) and all(isinstance(d, (int, float)) for d in default):
         return reals(len(default))
-    return ANY
+    return ANY if default is None else Kind(ANY.allowed, ANY.accepts, value_type(default))
 
 
 @functools.cache
-def expectations(factory) -> tuple[dict[str, Expect], bool]:
-    """What each keyword of ``factory`` takes, and whether it takes any other keyword (``**kwargs``)."""
+def keys_of(factory) -> tuple[dict[str, Kind], bool]:
+    """What each keyword of ``factory`` takes, and whether it takes any other keyword (``**kwargs``).
+
+    From its annotation when it has one, else from its default (module docstring). A list of
+    numbers whose default has n of them takes n (``betas = (0.9, 0.999)``: a list of 2 numbers).
+    An annotation that names no column type (``x0: StartingPoint``) takes its default's.
+    """
     parameters = inspect.signature(factory).parameters
     try:
         hints = typing.get_type_hints(factory)
     except Exception:  # an annotation that does not evaluate: fall back on the defaults
         hints = {}
-    expect = {}
+    kinds = {}
     for name, p in parameters.items():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
-        if name in hints:
-            expect[name] = one_of(list(dict.fromkeys(from_hint(hints[name]))))
-        else:
-            expect[name] = ANY if p.default is p.empty else from_default(p.default)
-    return expect, any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+        default = None if p.default is p.empty else p.default
+        if name not in hints:
+            kinds[name] = ANY if p.default is p.empty else from_default(default)
+            continue
+        options = from_hint(hints[name])
+        if options == [REALS] and isinstance(default, (list, tuple)):
+            options = [from_default(default)]
+        kind = one_of(options)
+        if kind.arrow_type is None and default is not None:
+            kind = Kind(kind.allowed, kind.accepts, value_type(default))
+        kinds[name] = kind
+    return kinds, any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 def factory_of(node: Mapping, group: str):
@@ -160,12 +192,12 @@ def _suggest(key, known, prefix: str) -> str:
     return f": did you mean {prefix}{close[0]}?" if close else ""
 
 
-def check_value(key: str, value, expect: Expect) -> None:
-    """Refuse a value ``expect`` does not take; the message says what is wrong with a number that looks fine."""
-    if expect.ok(value):
+def check_value(key: str, value, kind: Kind) -> None:
+    """Refuse a value ``kind`` does not accept; the message says what is wrong with a number that looks fine."""
+    if kind.accepts(value):
         return
     items = value if isinstance(value, (list, tuple)) else [value]
-    allowed = expect.allowed
+    allowed = kind.allowed
     if any(isinstance(v, float) and not math.isfinite(v) for v in items):
         allowed = allowed.replace("number", "finite number")
     if any(map(oversized, items)):
@@ -182,7 +214,7 @@ def check_node(node: Mapping, group: str, *, top_lr=None, types: bool = True) ->
     if not isinstance(node, Mapping):
         raise ConfigError(group, node, f"a config node with a _target_ (e.g. {group}=<option>)")
     factory = factory_of(node, group)
-    expect, takes_any = expectations(factory)
+    expect, takes_any = keys_of(factory)
     name = getattr(factory, "__name__", "the factory")
     for key, value in node.items():
         if key == "_target_":

@@ -16,10 +16,12 @@ import pytest
 
 import runner
 import runner.batched as batched
-from runner.batched import BatchSamplers, Job, minimize_batch, run_jobs, run_rng
+from runner.batched import BatchSamplers, Job, minimize_batch, run_jobs
+from runner.config import run_rng
 from runner.loop import EpochSampler, minimize
 from runner.run import run
-from runner.sweep import PARTS_DIR, collect, write_tables
+from runner.store import PARTS_DIR
+from runner.tables import collect, write_tables
 
 REPO = Path(__file__).resolve().parent.parent
 # Columns that differ between two runs of the same config: when, how long, which run.
@@ -45,7 +47,7 @@ OPTIMIZERS = {
                 "momentum": 0.0, "centered": False},
     "adam": {"_target_": "runner.optimizers.adam", "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0,
              "amsgrad": False},
-    "scipy": {"_target_": "runner.optimizers.scipy", "method": None, "options": {}},
+    "scipy": {"_target_": "runner.scipy_driver.scipy", "method": None, "options": {}},
 }  # fmt: skip
 
 
@@ -130,7 +132,7 @@ def test_batched_sweep_equals_the_same_jobs_run_alone(tmp_path, grid):
 
 
 def test_a_sweep_of_one_chunk_takes_its_files_as_the_tables(tmp_path, monkeypatch):
-    from runner import sweep
+    from runner import tables as sweep
 
     run_jobs(jobs_of(GRIDS["momentum"]), tmp_path)
     (part,) = (tmp_path / PARTS_DIR).glob("*.traces.parquet")
@@ -149,7 +151,7 @@ def test_a_sweep_of_one_chunk_takes_its_files_as_the_tables(tmp_path, monkeypatc
 def test_a_sweep_with_runs_beside_its_one_chunk_encodes_the_tables(tmp_path):
     jobs = jobs_of(GRIDS["momentum"][:4] + [config(optimizer="scipy", **{"optimizer.method": "BFGS"})])
     run_jobs(jobs, tmp_path)  # four batched, the scipy job in its own folder
-    runner.sweep.write_tables(tmp_path)
+    write_tables(tmp_path)
     assert sorted(runner.load(tmp_path)["job"].unique()) == [job.name for job in jobs]
     assert len(runner.load_runs(tmp_path)) == 5
 
@@ -235,7 +237,7 @@ def test_a_chunk_whose_objective_raises_runs_alone(tmp_path, monkeypatch):
 def test_a_large_grid_runs_in_chunks_of_at_most_chunk_size(tmp_path, monkeypatch):
     held = []
     minimize = batched.minimize_batch
-    write = batched._write_part
+    write = batched.write_part
 
     def counting_minimize(objective, optimizer, x0, **kwargs):
         held.append(len(x0))
@@ -248,7 +250,7 @@ def test_a_large_grid_runs_in_chunks_of_at_most_chunk_size(tmp_path, monkeypatch
         write(sweep_dir, name, runs, traces)
 
     monkeypatch.setattr(batched, "minimize_batch", counting_minimize)
-    monkeypatch.setattr(batched, "_write_part", counting_write)
+    monkeypatch.setattr(batched, "write_part", counting_write)
     configs = [config(lr=lr, max_iter=30, tol=0.0, **{"optimizer.momentum": m})
                for lr in np.linspace(0.1, 3, 10).round(3).tolist() for m in (0.0, 0.3, 0.6, 0.9)]  # fmt: skip
     configs += [config("sin_cos", "adam", lr=0.01, max_iter=30, seed=s) for s in range(5)]  # other data: own groups
@@ -269,7 +271,7 @@ def test_a_large_grid_runs_in_chunks_of_at_most_chunk_size(tmp_path, monkeypatch
 def test_the_sweep_tables_are_written_a_file_at_a_time(tmp_path, monkeypatch):
     import pyarrow as pa
 
-    from runner import sweep
+    from runner import tables as sweep
 
     configs = [config(lr=lr, max_iter=30, tol=0.0, **{"optimizer.momentum": m})
                for lr in (0.5, 1, 2, 3) for m in (0.0, 0.5)]  # fmt: skip

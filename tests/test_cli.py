@@ -176,8 +176,9 @@ def test_a_bad_value_is_refused_before_any_work(compose_cfg, tmp_path, monkeypat
     def no_work(*args, **kwargs):
         raise AssertionError("built or ran a config with a bad value")
 
-    for name in ("build", "build_optimizer", "minimize", "minimize_scipy"):
+    for name in ("build", "build_optimizer", "minimize"):
         monkeypatch.setattr(module, name, no_work)
+    monkeypatch.setattr(importlib.import_module("runner.scipy_driver"), "minimize_scipy", no_work)
     summary = run(compose_cfg(*overrides), tmp_path)
     assert summary["status"] == "failed" and summary["error"] == message
     assert summary["traceback"] is None and not (tmp_path / "trace.parquet").exists()

@@ -7,8 +7,9 @@ import pytest
 
 from objectives import least_squares, quartic, shifted_quadratic, sin_cos, two_layer_net
 from runner.errors import ConfigError
-from runner.loop import EpochSampler, Stop, minimize, stop_reason
+from runner.loop import EpochSampler, minimize
 from runner.optimizers import Optimizer, adam, gd, momentum, sgd
+from runner.stopping import Stop, stop_reason
 from runner.trace import STATUSES, STOP_REASONS
 
 

@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from runner.app import config_dir
-from runner.run import SETTING_TYPES, _factory_types, config_columns, config_types, run
+from runner.config import SETTING_TYPES, config_columns, config_types, factory_types
+from runner.run import run
 
 REPO = Path(__file__).resolve().parent.parent
 FLOAT_LIST = pa.list_(pa.float64())
@@ -164,7 +165,7 @@ def test_every_option_key_has_a_declared_type_its_default_has(option):
     yaml's own value, where it gives one, is of that type."""
     node = _yaml(Path(config_dir()) / f"{option}.yaml")
     node = node.get("optimizer", node)  # optimizer/scipy.yaml is a _global_ package
-    declared = _factory_types(node["_target_"])
+    declared = factory_types(node["_target_"])
     python_types = {pa.float64(): (float,), pa.int64(): (int,), pa.bool_(): (bool,), pa.string(): (str, dict),
                     FLOAT_LIST: (list,)}  # fmt: skip
     for key, value in node.items():

@@ -21,15 +21,15 @@ import runner
 from objectives import REGISTRY, least_squares, quartic, shifted_quadratic, sin_cos
 from runner.errors import ConfigError
 from runner.run import run, summary_line
-from runner.scipy_minimize import (
+from runner.scipy_driver import (
     GRADIENT_TOLERANCE,
     METHODS,
     NEEDS_HESSIAN,
     TAKES_BOUNDS,
     USES_GRADIENT,
     minimize_scipy,
-    scipy_method,
 )
+from runner.scipy_driver import scipy as scipy_method  # the factory; ``scipy`` is scipy itself here
 from runner.trace import STOP_REASONS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -262,7 +262,7 @@ def test_bad_scipy_input():
 
 
 def scipy_config(objective: dict, method: str, **settings) -> dict:
-    return {"objective": objective, "optimizer": {"_target_": "runner.optimizers.scipy", "method": method,
+    return {"objective": objective, "optimizer": {"_target_": "runner.scipy_driver.scipy", "method": method,
             "options": {}}, "lr": None, "max_iter": 1000, "tol": 1e-6, "grad_tol": 0.0, "seed": 0,
             "trace": {"x": True}, **settings}  # fmt: skip
 

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 import runner
 from runner.store import atomic_write
-from runner.sweep import collect, write_tables
+from runner.tables import collect, write_tables
 
 REPO = Path(__file__).resolve().parent.parent
 GRID = ["optimizer=gd,momentum", "lr=0.5,2"]

@@ -87,7 +87,7 @@ def _launch_batched(launcher: Any, run_jobs: Callable, job_overrides: Sequence[S
                     sweep_dir: Path, start: float) -> list[JobReturn]:  # fmt: skip
     from runner.batched import Job
     from runner.interrupt import EXIT_INTERRUPTED, sigterm_as_interrupt
-    from runner.run import config_ids
+    from runner.config import config_ids
 
     log.info(f"Launching {len(job_overrides)} jobs, batched")
     jobs = []

@@ -348,5 +348,5 @@ class SweepComposer:
 
 
 def _normal(subdir: str) -> str:
-    """The job's folder as :func:`runner.sweep.collect` names it: relative to the sweep dir, posix."""
+    """The job's folder as :func:`runner.tables.collect` names it: relative to the sweep dir, posix."""
     return os.path.normpath(subdir).replace(os.sep, "/")

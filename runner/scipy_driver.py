@@ -1,4 +1,8 @@
-"""``scipy.optimize.minimize`` as one more optimizer, emitting the same trace rows as the loop.
+"""``scipy.optimize.minimize`` as one more optimizer, with its own driver: the same trace rows as the loop.
+
+The factory :func:`scipy` (``optimizer=scipy``) returns a :class:`ScipyMethod`, which is not an
+``(init, update)`` rule: it carries its own driver, :meth:`ScipyMethod.drive`, which a single run
+calls instead of :func:`runner.loop.minimize`, and says it cannot be batched (``batchable``).
 
 scipy gets the analytic gradient (``jac=True`` on ``value_and_grad``) for the
 methods that use one, the objective's bounds, and, for the methods that need
@@ -33,7 +37,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from runner.errors import ConfigError
-from runner.loop import PROGRESS_EVERY_S, Progress, Stop, gradient_norm
+from runner.stopping import PROGRESS_EVERY_S, Progress, Stop, gradient_norm
 from runner.trace import RunResult, TraceRecorder, traced_coordinates
 
 if TYPE_CHECKING:
@@ -64,20 +68,33 @@ LIMIT_STATUSES = {
 
 
 class ScipyMethod(NamedTuple):
-    """A ``scipy.optimize.minimize`` method and its ``options``, validated."""
+    """A ``scipy.optimize.minimize`` method and its ``options``, validated.
+
+    Its capabilities, which the drivers read instead of its type: ``drive`` runs it (a single
+    run calls it in place of the loop), and ``batchable`` is false (a sweep runs it job by job).
+    """
 
     method: str | None
     options: dict
     name: str = "scipy"
 
+    batchable = False  # scipy's own loop runs one x at a time
+
     @property
     def hyperparams(self) -> dict:
         return {"method": self.method, "options": dict(self.options)}
 
+    def drive(self, objective: Objective, **settings) -> RunResult:
+        """Run it on ``objective``: :func:`minimize_scipy` with the run's ``settings``."""
+        return minimize_scipy(objective, self, **settings)
 
-def scipy_method(method: str | None = None, options: dict | None = None) -> ScipyMethod:
-    """``method`` is any of :data:`METHODS` (case-insensitive), or ``None`` for
-    scipy's own choice (BFGS, or L-BFGS-B with bounds)."""
+
+def scipy(method: str | None = None, options: dict | None = None) -> ScipyMethod:
+    """``scipy.optimize.minimize`` with any of its methods (``optimizer=scipy``).
+
+    ``method`` is any of :data:`METHODS` (case-insensitive), or ``None`` for scipy's own
+    choice (BFGS, or L-BFGS-B with bounds). ``options`` go to scipy as ``options=``; the
+    runner's ``max_iter`` is its ``maxiter``. There is no learning rate."""
     if method is not None:
         if not isinstance(method, str) or method.lower() not in _CANONICAL:
             raise ConfigError("optimizer.method", method, "one of " + ", ".join(METHODS))
@@ -159,7 +176,7 @@ def minimize_scipy(
     their initial ones, and Nelder-Mead's ``nit`` counts its initial simplex too, so
     there the trace's rows and the count differ.
     """
-    import scipy.optimize  # here, not at the top: it alone costs every process about 0.4 s to import
+    from scipy import optimize  # here, not at the top: it alone costs every process about 0.4 s to import
 
     method = solver.method or ("L-BFGS-B" if objective.has_bounds else "BFGS")
     if objective.has_bounds and method not in TAKES_BOUNDS:
@@ -205,7 +222,7 @@ def minimize_scipy(
     kwargs = {"method": method, "jac": method in USES_GRADIENT, "callback": callback, "tol": tol if tol > 0 else None,
               "options": options}  # fmt: skip
     if method in TAKES_BOUNDS and objective.has_bounds:
-        kwargs["bounds"] = scipy.optimize.Bounds(objective.lower, objective.upper)
+        kwargs["bounds"] = optimize.Bounds(objective.lower, objective.upper)
     if method in NEEDS_HESSIAN:
         kwargs["hess"] = evaluations.hess
     record(x0, counted=True)
@@ -214,9 +231,9 @@ def minimize_scipy(
     else:
         try:
             with warnings.catch_warnings():
-                warnings.filterwarnings("error", message="Unknown solver options", category=scipy.optimize.OptimizeWarning)
-                result = scipy.optimize.minimize(evaluations.fun, x0, **kwargs)
-        except scipy.optimize.OptimizeWarning as warning:
+                warnings.filterwarnings("error", message="Unknown solver options", category=optimize.OptimizeWarning)
+                result = optimize.minimize(evaluations.fun, x0, **kwargs)
+        except optimize.OptimizeWarning as warning:
             raise ConfigError("optimizer.options", solver.options, f"options of {method} ({warning})") from None
         except KeyboardInterrupt:
             stop = Stop("interrupted", "interrupted", f"interrupted after iteration {recorder.size - 1}")

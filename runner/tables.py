@@ -1,0 +1,328 @@
+"""A sweep as one dataset: ``runs.parquet`` (one row per run) and ``traces.parquet`` (every iterate).
+
+A sweep folder holds its runs in one of two layouts, and everything here reads both:
+
+* one folder per job (Hydra's launchers): ``<job>/summary.json`` and ``<job>/trace.parquet``,
+  the job folder named by its overrides, e.g. ``lr=0.01/optimizer=momentum/seed=0``;
+* chunk files (the batched launcher): ``parts/<name>.runs.parquet`` with runs-table rows and
+  ``parts/<name>.traces.parquet`` with traces-table rows.
+
+At the end of a sweep :func:`write_tables` writes the two tables (called by
+:func:`runner.app.finish_sweep`), in plain types that pandas, pyarrow, polars and DuckDB
+all read. The files themselves are read and written through :mod:`runner.store`. :func:`load` and
+:func:`load_runs` read them back, or rebuild them from the runs when they are
+missing or older than a run (a sweep still going, or resumed).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from runner.columns import COLUMN_TYPES, typed_array, utc_datetime
+from runner.config import config_columns, config_types
+from runner.store import (
+    PARTS_DIR,
+    RUNS_FILE,
+    SUMMARY_FILE,
+    TRACE_FILE,
+    TRACES_FILE,
+    atomic_write,
+    chunk_files,
+    job_summaries,
+    read_summary,
+)
+
+ROW_GROUP_ROWS = 1 << 20  # rows per row group of traces.parquet (pyarrow's default)
+
+# Numbers in summary.json that may be non-finite, written there as "inf" / "nan".
+_FLOAT_FIELDS = ("f", "f_star", "f_gap", "wall_time_s")
+_RUN_FIELDS = ("run_id", "config_hash", "config_id", "job", "status", "stop_reason", "message", "error", "traceback")
+_RESULT_FIELDS = ("f", "f_star", "f_gap", "iterations", "nfev", "ngev", "wall_time_s", "started_at")
+
+
+def run_record(summary: dict, job: str, columns: dict | None = None) -> dict:
+    """One runs-table row: identity, status and error, the config as columns (``columns``, when
+    the caller has them: :func:`runner.config.config_columns`), the outcome.
+
+    Its values are in their columns' types, :func:`record_types`.
+    """
+    record = {key: summary.get(key) for key in _RUN_FIELDS}
+    record["job"] = job
+    config = summary.get("config") or {}
+    if _has_options(config):
+        record.update(columns if columns is not None else config_columns(config))
+    else:
+        record.update(objective=summary.get("objective"), optimizer=summary.get("optimizer"))
+    for key in _RESULT_FIELDS:
+        value = summary.get(key)
+        record[key] = float(value) if key in _FLOAT_FIELDS and value is not None else value
+    record["started_at"] = utc_datetime(record["started_at"])
+    record["config"] = json.dumps(config, sort_keys=True)
+    return record
+
+
+def record_types(config: dict) -> dict[str, pa.DataType]:
+    """The type of each column of a runs-table row of a run of ``config`` (:func:`run_record`)."""
+    return {**COLUMN_TYPES, **(config_types(config) if _has_options(config) else {})}
+
+
+def _has_options(config: dict) -> bool:
+    return isinstance(config.get("objective"), dict) and isinstance(config.get("optimizer"), dict)
+
+
+def runs_table(records: list[dict], types: dict[str, pa.DataType], *, coerced: bool = False) -> pa.Table:
+    """Runs-table rows as a table: every key of any row a column of ``types[key]``, null where a row
+    lacks it. A key without a type is typed by its values (:func:`runner.columns.typed_array`).
+    ``coerced``: every value is of ``types`` already (the rows of runs of one config schema)."""
+    keys = dict.fromkeys(key for record in records for key in record)
+    return pa.table({key: typed_array([record.get(key) for record in records], types.get(key),
+                                      coerced=coerced and key in types) for key in keys})  # fmt: skip
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table | None:
+    # "permissive" unifies schemas across runs: a column one optimizer lacks becomes null,
+    # and an int column meets a float one (lr=1 beside lr=0.5) as float.
+    tables = [t for t in tables if t is not None]
+    if not tables:
+        return None
+    text = _clashes([t.schema for t in tables])
+    return pa.concat_tables([_as_text(t, text) for t in tables], promote_options="permissive")
+
+
+def _clashes(schemas: list[pa.Schema]) -> dict[str, pa.DataType]:
+    """Columns whose types no promotion unifies (numbers beside text: a failed run's ``lr=abc``),
+    each with the text type it is kept as, so that every run stays in the table."""
+    types: dict[str, dict] = {}  # name -> its distinct types, in order
+    for schema in schemas:
+        for field in schema:
+            types.setdefault(field.name, {})[field.type] = None
+    clashes = {}
+    for name, seen in types.items():
+        try:
+            pa.unify_schemas([pa.schema([pa.field(name, t)]) for t in seen], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            clashes[name] = _TEXT if any(pa.types.is_dictionary(t) for t in seen) else pa.string()
+    return clashes
+
+
+def _as_text(table: pa.Table, text: dict[str, pa.DataType]) -> pa.Table:
+    for name, type_ in text.items():
+        if name in table.column_names:
+            i = table.column_names.index(name)
+            table = table.set_column(i, name, _cast(table.column(i), type_))
+    return table
+
+
+def _cast(column, type_: pa.DataType):
+    """``column`` as ``type_``; numbers become text as pyarrow writes them (0.5 -> "0.5")."""
+    if column.type == type_:
+        return column
+    if type_ == _TEXT:
+        return column.cast(pa.string()).dictionary_encode() if not pa.types.is_null(column.type) else column.cast(type_)
+    return column.cast(type_)
+
+
+def _with_constants(table: pa.Table, **columns) -> pa.Table:
+    indices = pa.array(np.zeros(table.num_rows, dtype=np.int32))
+    for name, value in columns.items():
+        table = table.append_column(name, pa.DictionaryArray.from_arrays(indices, pa.array([value], pa.string())))
+    return table
+
+
+# Text columns while a sweep's traces are read and written: their values repeat over each run's
+# rows, and decoding a million strings is most of what reading and writing a sweep costs. The
+# tables are written without the Arrow schema, so readers see plain strings.
+_TEXT = pa.dictionary(pa.int32(), pa.string())
+
+
+def _is_text(type_: pa.DataType) -> bool:
+    if pa.types.is_dictionary(type_):
+        type_ = type_.value_type
+    return pa.types.is_string(type_) or pa.types.is_large_string(type_)
+
+
+def _reading_schema(schema: pa.Schema) -> pa.Schema:
+    """A trace file's schema with its text columns dictionary-encoded."""
+    return pa.schema([f.with_type(_TEXT) if _is_text(f.type) else f for f in schema])
+
+
+@dataclass(frozen=True)
+class _TraceSource:
+    """A file of trace rows, and the constant columns its rows get (a job folder's status and job)."""
+
+    path: Path
+    constants: tuple = ()  # ((name, value), ...)
+
+    @cached_property
+    def file_schema(self) -> pa.Schema:
+        """The file's columns as :meth:`read` reads them: text dictionary-encoded."""
+        return _reading_schema(pq.read_schema(self.path))
+
+    def schema(self) -> pa.Schema:
+        return pa.schema(list(self.file_schema) + [pa.field(name, _TEXT) for name, _ in self.constants])
+
+    def read(self) -> pa.Table:
+        text = [f.name for f in self.file_schema if f.type == _TEXT]
+        table = pq.read_table(self.path, read_dictionary=text).cast(self.file_schema)
+        return _with_constants(table, **dict(self.constants))
+
+
+def collect(sweep_dir: str | Path) -> tuple[pa.Table, pa.Table]:
+    """``(runs, traces)`` of every run below ``sweep_dir``, read from the runs themselves,
+    in plain types (text columns as strings)."""
+    runs, traces = _collect(Path(sweep_dir))
+    return runs, traces.cast(pa.schema([f.with_type(_plain(f.type)) for f in traces.schema]))
+
+
+def _plain(type_: pa.DataType) -> pa.DataType:
+    return type_.value_type if pa.types.is_dictionary(type_) else type_
+
+
+def _sources(sweep_dir: Path) -> tuple[pa.Table, list[_TraceSource]]:
+    """The runs table of every run below ``sweep_dir``, and the files that hold their traces."""
+    records, types, traces = [], {}, []
+    for path in job_summaries(sweep_dir):
+        summary = read_summary(path)
+        job = path.parent.relative_to(sweep_dir).as_posix()
+        records.append(run_record(summary, job))
+        types = {**record_types(summary.get("config") or {}), **types}  # the first run that declares a key types it
+        trace_path = path.parent / TRACE_FILE
+        if summary.get("trace_file") and trace_path.is_file():
+            traces.append(_TraceSource(trace_path, (("status", summary["status"]), ("job", job))))
+    runs_parts = [pq.read_table(p) for p in chunk_files(sweep_dir, RUNS_FILE)]
+    traces += [_TraceSource(p) for p in chunk_files(sweep_dir, TRACES_FILE)]
+    runs = _concat([runs_table(records, types) if records else None, *runs_parts])
+    if runs is None:
+        raise FileNotFoundError(
+            f"no runs below {sweep_dir}: expected <job>/{SUMMARY_FILE} or {PARTS_DIR}/*.{RUNS_FILE}"
+        )
+    return runs, traces
+
+
+def _no_traces() -> pa.Table:
+    return pa.table({"run_id": pa.array([], pa.string())})
+
+
+def _collect(sweep_dir: Path) -> tuple[pa.Table, pa.Table]:
+    """As :func:`collect`, with the traces' text columns still dictionary-encoded."""
+    runs, sources = _sources(sweep_dir)
+    return runs, _concat([source.read() for source in sources]) or _no_traces()
+
+
+def write_tables(sweep_dir: str | Path) -> pa.Table:
+    """Write ``runs.parquet`` and ``traces.parquet`` for the whole sweep; return the runs.
+
+    The traces are written file by file: at most one source file and one row group of rows
+    are in memory, however big the sweep.
+    """
+    sweep_dir = Path(sweep_dir)
+    if (single := _single_chunk(sweep_dir)) is not None:
+        # The sweep is one chunk of the batched launcher, whose files hold exactly the tables'
+        # rows and columns: copy them rather than decode and encode 1M rows again (0.3 s).
+        for source, table in zip(single, (TRACES_FILE, RUNS_FILE), strict=True):
+            atomic_write(sweep_dir / table, lambda tmp, source=source: shutil.copyfile(source, tmp))
+        return pq.read_table(sweep_dir / RUNS_FILE)
+    runs, sources = _sources(sweep_dir)
+    atomic_write(sweep_dir / TRACES_FILE, lambda tmp: _write_traces(tmp, sources))
+    atomic_write(sweep_dir / RUNS_FILE, lambda tmp: pq.write_table(runs, tmp))
+    return runs
+
+
+def _write_traces(path: Path, sources: list[_TraceSource]) -> None:
+    """The sources' rows, in order, as one parquet file, in row groups of about ``ROW_GROUP_ROWS``."""
+    if not sources:
+        pq.write_table(_no_traces(), path, store_schema=False)
+        return
+    # The columns of every source, in order of appearance; "permissive" as in _concat.
+    schemas = [source.schema() for source in sources]
+    text = _clashes(schemas)
+    schema = pa.unify_schemas([pa.schema([f.with_type(text.get(f.name, f.type)) for f in s]) for s in schemas],
+                              promote_options="permissive")  # fmt: skip
+    pending, rows = [], 0
+    with pq.ParquetWriter(path, schema, store_schema=False) as writer:
+        for source in sources:
+            table = _aligned(source.read(), schema)
+            pending.append(table)
+            rows += table.num_rows
+            if rows >= ROW_GROUP_ROWS:
+                writer.write_table(pa.concat_tables(pending))
+                pending, rows = [], 0
+        if pending:
+            writer.write_table(pa.concat_tables(pending))
+
+
+def _aligned(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with the columns of ``schema``: cast where a type was promoted, null where it has none."""
+    columns = []
+    for field in schema:
+        if field.name not in table.column_names:
+            columns.append(pa.nulls(table.num_rows, field.type))
+            continue
+        columns.append(_cast(table.column(field.name), field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _single_chunk(sweep_dir: Path) -> tuple[Path, Path] | None:
+    """``(traces, runs)`` chunk files when they hold every run of the sweep, else None."""
+    traces, runs = chunk_files(sweep_dir, TRACES_FILE), chunk_files(sweep_dir, RUNS_FILE)
+    if len(traces) == len(runs) == 1 and traces[0].name[: -len(TRACES_FILE)] == runs[0].name[: -len(RUNS_FILE)]:
+        return None if job_summaries(sweep_dir) else (traces[0], runs[0])
+    return None
+
+
+def _fresh(table_path: Path, sweep_dir: Path) -> bool:
+    """Whether a written table is at least as new as every run it was built from."""
+    if not table_path.is_file():
+        return False
+    built = table_path.stat().st_mtime_ns
+    sources = job_summaries(sweep_dir) + sorted((sweep_dir / PARTS_DIR).glob("*.parquet"))
+    return all(p.stat().st_mtime_ns <= built for p in sources)
+
+
+def load(path: str | Path, columns: list[str] | None = None):
+    """Every iteration of every run below ``path`` as one pandas DataFrame.
+
+    ``path`` is a sweep folder (or a single run's folder). Columns: the trace
+    columns of each run (``iteration``, ``f``, ``grad_norm``, ``x_i``, ``time_s``,
+    ``nfev``, ``ngev``, ``f_star``), its config as typed columns (``lr`` float, ``seed`` int,
+    ``optimizer`` string, ``optimizer.momentum`` ...), its ``status`` and its ``job`` folder.
+    ``columns`` reads only those of them the sweep has (``["run_id", "iteration", "f"]``):
+    a big sweep's few columns, without its memory.
+    """
+    path = Path(path)
+    if _fresh(path / TRACES_FILE, path):
+        names = pq.read_schema(path / TRACES_FILE).names
+        return pq.read_table(path / TRACES_FILE, columns=_among(columns, names)).to_pandas()
+    traces = collect(path)[1]
+    names = _among(columns, traces.column_names)
+    return (traces if names is None else traces.select(names)).to_pandas()
+
+
+def _among(columns: list[str] | None, names: list[str]) -> list[str] | None:
+    return None if columns is None else [name for name in columns if name in names]
+
+
+def load_runs(path: str | Path):
+    """One row per run below ``path``: config, status, final f, f - f*, iterations,
+    evaluation counts, wall time, and the error of failed runs.
+
+    Repetitions (same config, other seed) share a ``config_id``:
+    ``load_runs(d).groupby("config_id")`` groups them.
+    """
+    path = Path(path)
+    if _fresh(path / RUNS_FILE, path):
+        return pq.read_table(path / RUNS_FILE).to_pandas()
+    return collect(path)[0].to_pandas()
+
+
+def status_counts(runs: pa.Table) -> Counter:
+    return Counter(runs.column("status").to_pylist())
