@@ -39,10 +39,11 @@ class BatchedLauncher(Launcher):
         super().__init__()
         if compose not in ("fast", "exact"):
             raise ValueError(f"hydra.launcher.compose={compose}: expected fast or exact")
-        from runner.errors import check_count  # plain Python, no Hydra: a ConfigError is a ValueError
-
+        # runner.errors.check_count's rule, written out: importing anything of runner/ runs runner/__init__
+        # (run, tables, numpy, pyarrow), and the launcher of another app's sweep imports no runner module.
         for key, value in (("chunk_size", chunk_size), ("max_chunk_bytes", max_chunk_bytes)):
-            check_count(value, f"hydra.launcher.{key}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"hydra.launcher.{key}={value}: expected an integer >= 1")
         self.chunk_size = chunk_size
         self.max_chunk_bytes = max_chunk_bytes
         self.fast = compose == "fast"
