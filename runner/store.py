@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
@@ -44,6 +46,46 @@ def atomic_write(path: Path, write) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def read_table(path: Path, columns: list[str] | None = None, *, read_dictionary: list[str] | None = None) -> pa.Table:
+    """A parquet file of the runner's (a trace, a chunk, a sweep table) as a table."""
+    return pq.read_table(path, columns=columns, read_dictionary=read_dictionary)
+
+
+def read_schema(path: Path) -> pa.Schema:
+    return pq.read_schema(path)
+
+
+def write_table(path: Path, table: pa.Table, **options) -> None:
+    """``table`` as one parquet file, written atomically; ``options`` are ``pq.write_table``'s."""
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp, **options))
+
+
+def write_row_groups(path: Path, schema: pa.Schema, tables: Iterable[pa.Table], **options) -> None:
+    """Each of ``tables`` (all of ``schema``) as a row group of one parquet file, written atomically as
+    they come: a file bigger than memory is written one group at a time."""
+
+    def write(tmp):
+        with pq.ParquetWriter(tmp, schema, **options) as writer:
+            for table in tables:
+                writer.write_table(table)
+
+    atomic_write(path, write)
+
+
+def copy_file(source: Path, path: Path) -> None:
+    atomic_write(path, lambda tmp: shutil.copyfile(source, tmp))
+
+
+def built_after_its_runs(table_path: Path, sweep_dir: Path) -> bool:
+    """Whether a sweep table is at least as new as every run file below ``sweep_dir`` (job summaries
+    and chunk files): else a run was added since it was written."""
+    if not table_path.is_file():
+        return False
+    built = table_path.stat().st_mtime_ns
+    sources = job_summaries(sweep_dir) + sorted((sweep_dir / PARTS_DIR).glob("*.parquet"))
+    return all(p.stat().st_mtime_ns <= built for p in sources)
 
 
 def trace_table(result: RunResult, run_columns: dict, types: dict | None = None) -> pa.Table:
@@ -174,5 +216,5 @@ def drop_runs(sweep_dir: Path, jobs: set[str]) -> None:
         traces = traces.filter(pc.invert(pc.is_in(traces["run_id"], value_set=dropped)))
         # The runs file first: should the traces file not follow, a dropped run's rows are left
         # without their run, never a run that is kept without its rows.
-        atomic_write(runs_path, lambda tmp, runs=runs.filter(pc.invert(drop)): pq.write_table(runs, tmp))
-        atomic_write(traces_path, lambda tmp, traces=traces: pq.write_table(traces, tmp, store_schema=False))
+        write_table(runs_path, runs.filter(pc.invert(drop)))
+        write_table(traces_path, traces, store_schema=False)

@@ -17,7 +17,6 @@ missing or older than a run (a sweep still going, or resumed).
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
@@ -25,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from runner.columns import COLUMN_TYPES, typed_array, utc_datetime
 from runner.config import config_columns, config_types
@@ -35,10 +33,15 @@ from runner.store import (
     SUMMARY_FILE,
     TRACE_FILE,
     TRACES_FILE,
-    atomic_write,
+    built_after_its_runs,
     chunk_files,
+    copy_file,
     job_summaries,
+    read_schema,
     read_summary,
+    read_table,
+    write_row_groups,
+    write_table,
 )
 
 ROW_GROUP_ROWS = 1 << 20  # rows per row group of traces.parquet (pyarrow's default)
@@ -165,14 +168,14 @@ class _TraceSource:
     @cached_property
     def file_schema(self) -> pa.Schema:
         """The file's columns as :meth:`read` reads them: text dictionary-encoded."""
-        return _reading_schema(pq.read_schema(self.path))
+        return _reading_schema(read_schema(self.path))
 
     def schema(self) -> pa.Schema:
         return pa.schema(list(self.file_schema) + [pa.field(name, _TEXT) for name, _ in self.constants])
 
     def read(self) -> pa.Table:
         text = [f.name for f in self.file_schema if f.type == _TEXT]
-        table = pq.read_table(self.path, read_dictionary=text).cast(self.file_schema)
+        table = read_table(self.path, read_dictionary=text).cast(self.file_schema)
         return _with_constants(table, **dict(self.constants))
 
 
@@ -198,7 +201,7 @@ def _sources(sweep_dir: Path) -> tuple[pa.Table, list[_TraceSource]]:
         trace_path = path.parent / TRACE_FILE
         if summary.get("trace_file") and trace_path.is_file():
             traces.append(_TraceSource(trace_path, (("status", summary["status"]), ("job", job))))
-    runs_parts = [pq.read_table(p) for p in chunk_files(sweep_dir, RUNS_FILE)]
+    runs_parts = [read_table(p) for p in chunk_files(sweep_dir, RUNS_FILE)]
     traces += [_TraceSource(p) for p in chunk_files(sweep_dir, TRACES_FILE)]
     runs = _concat([runs_table(records, types) if records else None, *runs_parts])
     if runs is None:
@@ -229,35 +232,38 @@ def write_tables(sweep_dir: str | Path) -> pa.Table:
         # The sweep is one chunk of the batched launcher, whose files hold exactly the tables'
         # rows and columns: copy them rather than decode and encode 1M rows again (0.3 s).
         for source, table in zip(single, (TRACES_FILE, RUNS_FILE), strict=True):
-            atomic_write(sweep_dir / table, lambda tmp, source=source: shutil.copyfile(source, tmp))
-        return pq.read_table(sweep_dir / RUNS_FILE)
+            copy_file(source, sweep_dir / table)
+        return read_table(sweep_dir / RUNS_FILE)
     runs, sources = _sources(sweep_dir)
-    atomic_write(sweep_dir / TRACES_FILE, lambda tmp: _write_traces(tmp, sources))
-    atomic_write(sweep_dir / RUNS_FILE, lambda tmp: pq.write_table(runs, tmp))
+    _write_traces(sweep_dir / TRACES_FILE, sources)
+    write_table(sweep_dir / RUNS_FILE, runs)
     return runs
 
 
 def _write_traces(path: Path, sources: list[_TraceSource]) -> None:
     """The sources' rows, in order, as one parquet file, in row groups of about ``ROW_GROUP_ROWS``."""
     if not sources:
-        pq.write_table(_no_traces(), path, store_schema=False)
+        write_table(path, _no_traces(), store_schema=False)
         return
     # The columns of every source, in order of appearance; "permissive" as in _concat.
     schemas = [source.schema() for source in sources]
     text = _clashes(schemas)
     schema = pa.unify_schemas([pa.schema([f.with_type(text.get(f.name, f.type)) for f in s]) for s in schemas],
                               promote_options="permissive")  # fmt: skip
-    pending, rows = [], 0
-    with pq.ParquetWriter(path, schema, store_schema=False) as writer:
+
+    def row_groups():
+        pending, rows = [], 0
         for source in sources:
             table = _aligned(source.read(), schema)
             pending.append(table)
             rows += table.num_rows
             if rows >= ROW_GROUP_ROWS:
-                writer.write_table(pa.concat_tables(pending))
+                yield pa.concat_tables(pending)
                 pending, rows = [], 0
         if pending:
-            writer.write_table(pa.concat_tables(pending))
+            yield pa.concat_tables(pending)
+
+    write_row_groups(path, schema, row_groups(), store_schema=False)
 
 
 def _aligned(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -279,15 +285,6 @@ def _single_chunk(sweep_dir: Path) -> tuple[Path, Path] | None:
     return None
 
 
-def _fresh(table_path: Path, sweep_dir: Path) -> bool:
-    """Whether a written table is at least as new as every run it was built from."""
-    if not table_path.is_file():
-        return False
-    built = table_path.stat().st_mtime_ns
-    sources = job_summaries(sweep_dir) + sorted((sweep_dir / PARTS_DIR).glob("*.parquet"))
-    return all(p.stat().st_mtime_ns <= built for p in sources)
-
-
 def load(path: str | Path, columns: list[str] | None = None):
     """Every iteration of every run below ``path`` as one pandas DataFrame.
 
@@ -299,9 +296,9 @@ def load(path: str | Path, columns: list[str] | None = None):
     a big sweep's few columns, without its memory.
     """
     path = Path(path)
-    if _fresh(path / TRACES_FILE, path):
-        names = pq.read_schema(path / TRACES_FILE).names
-        return pq.read_table(path / TRACES_FILE, columns=_among(columns, names)).to_pandas()
+    if built_after_its_runs(path / TRACES_FILE, path):
+        names = read_schema(path / TRACES_FILE).names
+        return read_table(path / TRACES_FILE, columns=_among(columns, names)).to_pandas()
     traces = collect(path)[1]
     names = _among(columns, traces.column_names)
     return (traces if names is None else traces.select(names)).to_pandas()
@@ -319,8 +316,8 @@ def load_runs(path: str | Path):
     ``load_runs(d).groupby("config_id")`` groups them.
     """
     path = Path(path)
-    if _fresh(path / RUNS_FILE, path):
-        return pq.read_table(path / RUNS_FILE).to_pandas()
+    if built_after_its_runs(path / RUNS_FILE, path):
+        return read_table(path / RUNS_FILE).to_pandas()
     return collect(path)[0].to_pandas()
 
 
