@@ -540,6 +540,21 @@ def test_swept_keys_leave_out_seeds_and_keys_only_one_optimizer_has():
     assert plot.swept_keys(runs) == ["optimizer", "max_iter"]
 
 
+def test_a_key_null_for_some_runs_gets_its_own_slot_in_the_search_figure(compose_cfg, tmp_path):
+    """scipy has no lr: among gd runs its lr is null, a slot named "default", not a NaN that equals nothing."""
+    jobs = [["objective=quartic", "optimizer=gd", f"lr={lr}", "max_iter=50"] for lr in (0.001, 0.01)]
+    jobs += [["objective=quartic", "optimizer=scipy", f"optimizer.method={m}", "max_iter=50"] for m in ("BFGS", "CG")]
+    traces, runs = data(make_sweep(compose_cfg, tmp_path, *jobs))
+    assert runs["lr"].isna().sum() == 2
+    fig = plot.search_figure(traces, runs)
+    by_label = {ax.get_xlabel(): ax for ax in fig.axes}
+    assert [t.get_text() for t in by_label["learning rate"].get_xticklabels()] == ["default", "0.001", "0.01"]
+    assert [t.get_text() for t in by_label["method"].get_xticklabels()] == ["default", "BFGS", "CG"]
+    for ax in (by_label["learning rate"], by_label["method"]):
+        (points,) = [ln for ln in ax.get_lines() if ln.get_gid() == "final"]
+        assert sorted(points.get_xdata()) == [0, 0, 1, 2]  # every run has its slot
+
+
 def test_no_heatmap_for_a_random_search_over_lr_and_momentum():
     runs = pd.DataFrame(
         {

@@ -47,7 +47,9 @@ def _canon(value):
 def _column(runs: pd.DataFrame, key: str) -> pd.Series:
     if key not in runs.columns:
         return pd.Series([None] * len(runs), index=runs.index, dtype=object)
-    return runs[key].map(_canon).astype(object)
+    values = runs[key].map(_canon).astype(object)
+    # map() turns a None among numbers back into NaN, which equals nothing, itself included: null is None.
+    return values.where(values.notna(), None)
 
 
 def reached_tol(runs: pd.DataFrame) -> pd.Series:
