@@ -215,6 +215,26 @@ def gd(lr: float = 1e-3, weight_decay: float = 0.0) -> Optimizer:
     return Optimizer(*rule, "gd", _hyperparams(lr=lr, weight_decay=weight_decay))
 
 
+def _gd_stable_lr(L: float, weight_decay: float = 0.0) -> float | None:
+    """The largest stable lr of gd on a quadratic whose Hessian's largest eigenvalue is ``L``: 2/(L + wd).
+
+    On that eigendirection x <- (1 - lr (L + wd)) x, which shrinks iff lr (L + wd) < 2.
+    None where L + wd <= 0 (no curvature to bound the step).
+    """
+    curvature = L + float(weight_decay or 0.0)
+    return 2.0 / curvature if curvature > 0 else None
+
+
+def _curvature_text(weight_decay: float = 0.0, dampening: float = 0.0) -> str:
+    """The curvature the limits below divide by, as their formulas write it: L, (L + wd), ((1 - d) L)."""
+    text = f"(L + {float(weight_decay):g})" if weight_decay else "L"
+    return f"((1 - {float(dampening):g}) {text})" if dampening else text
+
+
+_gd_stable_lr.formula = lambda weight_decay=0.0: "2/" + _curvature_text(weight_decay)
+gd.stable_lr = _gd_stable_lr
+
+
 def momentum(lr: float = 1e-3, momentum: float = 0.9, dampening: float = 0.0, weight_decay: float = 0.0) -> Optimizer:
     """Heavy ball, torch.optim.SGD convention: ``z <- momentum*z + g;  x <- x - lr*z``.
 
@@ -225,10 +245,54 @@ def momentum(lr: float = 1e-3, momentum: float = 0.9, dampening: float = 0.0, we
     return Optimizer(*rule, "momentum", hyper)
 
 
+def _momentum_stable_lr(L: float, momentum=0.9, dampening: float = 0.0, weight_decay: float = 0.0):
+    """The largest stable lr of heavy ball on a quadratic whose Hessian's largest eigenvalue is ``L``:
+    2 (1 + momentum) / ((1 - dampening) (L + wd)); ``momentum`` may be an array (one limit each).
+
+    On that eigendirection, with h = lr (1 - dampening) (L + wd), the step is
+    ``(x, z) <- (x - lr z', z')`` with ``z' = m z + (1 - d)(L + wd) x``: its matrix has
+    trace 1 + m - h and determinant m, both roots inside the unit circle iff 0 < h < 2 (1 + m)
+    (the Jury conditions, with 0 <= m < 1). None where (1 - dampening)(L + wd) <= 0.
+    """
+    curvature = (1.0 - float(dampening or 0.0)) * (L + float(weight_decay or 0.0))
+    if curvature <= 0:
+        return None
+    return 2.0 * (1.0 + np.asarray(momentum, dtype=float)) / curvature
+
+
+_momentum_stable_lr.formula = lambda momentum=None, dampening=0.0, weight_decay=0.0: (
+    "2(1 + momentum)/" + _curvature_text(weight_decay, dampening)
+)
+momentum.stable_lr = _momentum_stable_lr
+
+
 def nesterov(lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0) -> Optimizer:
     """torch.optim.SGD with ``nesterov=True``: ``z <- momentum*z + g;  x <- x - lr*(g + momentum*z)``."""
     rule = _sgd_rule(lr, momentum, 0.0, weight_decay, True)
     return Optimizer(*rule, "nesterov", _hyperparams(lr=lr, momentum=momentum, weight_decay=weight_decay))
+
+
+def _nesterov_stable_lr(L: float, momentum=0.9, weight_decay: float = 0.0):
+    """The largest stable lr of torch's Nesterov on a quadratic whose Hessian's largest eigenvalue is ``L``:
+    2 (1 + momentum) / ((1 + 2 momentum) (L + wd)); ``momentum`` may be an array (one limit each).
+
+    On that eigendirection, with h = lr (L + wd) and u = lr z, one step maps
+    ``(x, u) <- ((1 - h (1 + m)) x - m^2 u,  h x + m u)``: trace 1 + m - h (1 + m),
+    determinant m (1 - h). The Jury conditions |det| < 1 and |trace| < 1 + det hold iff
+    0 < h < 2 (1 + m) / (1 + 2 m) (the bound |det| < 1 is looser, h < 1 + 1/m). At
+    momentum 0 it is gd's 2/L. None where L + wd <= 0.
+    """
+    curvature = L + float(weight_decay or 0.0)
+    if curvature <= 0:
+        return None
+    m = np.asarray(momentum, dtype=float)
+    return 2.0 * (1.0 + m) / ((1.0 + 2.0 * m) * curvature)
+
+
+_nesterov_stable_lr.formula = lambda momentum=None, weight_decay=0.0: (
+    f"2(1 + momentum)/((1 + 2 momentum) {_curvature_text(weight_decay)})"
+)
+nesterov.stable_lr = _nesterov_stable_lr
 
 
 def sgd(lr: float = 1e-3, batch_size: int = 32, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0,
@@ -371,3 +435,15 @@ def adam(lr: float = 1e-3, betas: Sequence[float] = (0.9, 0.999), eps: float = 1
 
     hyper = _hyperparams(lr=lr, betas=[_hyperparams(b=b)["b"] for b in betas], eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
     return Optimizer(init, update, "adam", hyper)
+
+
+# ----------------------------------------------------------------------------- registry
+
+# The gradient optimizers by registry name (== factory name == ``conf/optimizer/<name>.yaml``).
+# A factory whose stability on quadratics is known carries ``stable_lr(L, **hyperparams)``: the
+# largest stable lr for a Hessian whose largest eigenvalue is L, its hyperparameters named as the
+# factory's (lr aside; momentum may be an array, one limit each), or None where it has no bound;
+# ``stable_lr.formula(**hyperparams)`` writes the rule out (``"2(1 + momentum)/L"``). The adaptive ones (and sgd, whose steps are
+# noisy) carry none: their step depends on the gradients seen, not on lr and L alone.
+OPTIMIZERS = {f.__name__: f for f in (gd, momentum, nesterov, sgd, adagrad, rmsprop, adam)}
+

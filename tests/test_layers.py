@@ -23,8 +23,8 @@ LAYERS = {
     # one run's computation: the shared stopping rules, the loop, scipy's own driver
     "drivers": ["runner.stopping", "runner.loop", "runner.scipy_driver"],
     "storage": ["runner.store"],
-    # the sweep as one dataset (runner.sweep: only the names today's runner/plot.py imports)
-    "tables": ["runner.tables", "runner.sweep"],
+    # the sweep as one dataset
+    "tables": ["runner.tables"],
     # runs that write files: one (run), or many batched (batched: chunk files, and run() for the rest)
     "runs": ["runner.run", "runner.batched"],
     "figures": ["runner.figures", "runner.plot"],

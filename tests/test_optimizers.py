@@ -7,7 +7,9 @@ torch is installed (it is not a project dependency).
 
 from __future__ import annotations
 
+import inspect
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -651,3 +653,88 @@ def test_names_and_defaults_match_torch_optim(ours, torch_class):
             continue
         assert name in theirs, name
         assert parameter.default == theirs[name].default, name
+
+
+# ----------------------------------------------------------------------------- stability on quadratics
+
+STABLE_CASES = {  # factory, hyperparameters besides lr (each momentum value gets its own limit)
+    "gd": ("gd", {}),
+    "gd_weight_decay": ("gd", {"weight_decay": 0.05}),
+    "momentum_0.3": ("momentum", {"momentum": 0.3}),
+    "momentum_0.9": ("momentum", {"momentum": 0.9}),
+    "momentum_dampening": ("momentum", {"momentum": 0.6, "dampening": 0.5, "weight_decay": 0.05}),
+    "nesterov_0.3": ("nesterov", {"momentum": 0.3}),
+    "nesterov_0.9": ("nesterov", {"momentum": 0.9}),
+    "nesterov_weight_decay": ("nesterov", {"momentum": 0.6, "weight_decay": 0.05}),
+}
+
+
+def _final_ratio(factory, lr: float, hyper: dict, L: float, steps: int = 4000) -> float:
+    """|x_steps| / |x_0| of the optimizer on f(x) = L x^2 / 2 in 1-D."""
+    with np.errstate(over="ignore", invalid="ignore"):  # above the limit it overflows, as it should
+        x = descend(factory(lr=lr, **hyper), lambda x: L * x, [1.0], steps)[-1]
+    return float(abs(x[0]))
+
+
+@pytest.mark.parametrize("name, hyper", STABLE_CASES.values(), ids=STABLE_CASES.keys())
+def test_stable_lr_separates_converging_from_diverging_runs_on_a_quadratic(name, hyper):
+    L = 2.0 / 9.0  # the shifted quadratic's largest Hessian eigenvalue
+    factory = optim.OPTIMIZERS[name]
+    limit = float(factory.stable_lr(L, **hyper))
+    assert _final_ratio(factory, 0.97 * limit, hyper, L) < 1e-6  # just below: converges
+    grown = _final_ratio(factory, 1.03 * limit, hyper, L)
+    assert not math.isfinite(grown) or grown > 1e6  # just above: blows up
+
+
+def test_stable_lr_is_the_iteration_matrix_spectral_radius_one():
+    """At lr = stable_lr the linear step on f = L x^2 / 2 has spectral radius 1, below it less.
+
+    The step maps (x, buffer) linearly; its matrix is read off by applying one update to the
+    unit vectors, through the optimizer itself (not through the formula under test).
+    """
+    L = 0.7
+    for name, hyper in STABLE_CASES.values():
+        factory = optim.OPTIMIZERS[name]
+        for scale, below in ((1.0, False), (0.9, True)):
+            lr = scale * float(factory.stable_lr(L, **hyper))
+            opt = factory(lr=lr, **hyper)
+            uses_buffer = hyper.get("momentum", 0.0) > 0
+
+            def step(x, buf, opt=opt, uses_buffer=uses_buffer):
+                state = opt.init(np.array([x]))
+                if uses_buffer:
+                    state = optim.SGDState(np.array([buf]))
+                new_x, new_state = opt.update(L * np.array([x]), state, np.array([x]))
+                return [new_x[0]] + ([new_state.momentum_buffer[0]] if uses_buffer else [])
+
+            matrix = np.array([step(1.0, 0.0), step(0.0, 1.0)] if uses_buffer else [step(1.0, 0.0)]).T
+            radius = max(abs(np.linalg.eigvals(matrix)))
+            if below:
+                assert radius < 1 - 1e-6, (name, hyper)
+            else:
+                assert radius == pytest.approx(1.0, abs=1e-9), (name, hyper)
+
+
+def test_stable_lr_takes_an_array_of_momenta_and_nesterov_at_momentum_0_is_gd():
+    L = 2.0 / 9.0
+    m = np.array([0.0, 0.3, 0.9])
+    heavy, nesterov = optim.momentum.stable_lr(L, momentum=m), optim.nesterov.stable_lr(L, momentum=m)
+    for i, mi in enumerate(m):
+        close(heavy[i], optim.momentum.stable_lr(L, momentum=float(mi)))
+        close(nesterov[i], optim.nesterov.stable_lr(L, momentum=float(mi)))
+    close(nesterov[0], optim.gd.stable_lr(L))
+    close(heavy[0], optim.gd.stable_lr(L))
+    assert np.all(nesterov[1:] < heavy[1:])  # the look-ahead step is the less tolerant one
+    assert optim.gd.stable_lr(0.0) is None and optim.momentum.stable_lr(1.0, dampening=1.0) is None
+
+
+def test_the_registry_names_every_gradient_optimizer_and_only_known_limits():
+    conf = {p.stem for p in (Path(__file__).parents[1] / "conf" / "optimizer").glob("*.yaml")}
+    assert set(optim.OPTIMIZERS) == conf - {"scipy"}
+    assert all(factory.__name__ == name for name, factory in optim.OPTIMIZERS.items())
+    with_limit = {name for name, factory in optim.OPTIMIZERS.items() if getattr(factory, "stable_lr", None)}
+    assert with_limit == {"gd", "momentum", "nesterov"}
+    for name in with_limit:  # the limit names its hyperparameters as the factory does
+        limit_keys = set(inspect.signature(optim.OPTIMIZERS[name].stable_lr).parameters) - {"L"}
+        assert limit_keys == set(inspect.signature(optim.OPTIMIZERS[name]).parameters) - {"lr"}
+        assert "L" in optim.OPTIMIZERS[name].stable_lr.formula()

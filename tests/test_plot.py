@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from runner import plot
 from runner.app import config_dir
 from runner.run import run
-from runner.sweep import load, load_runs, write_tables
+from runner.tables import load, load_runs, write_tables
 
 REPO = Path(__file__).resolve().parent.parent
 L_QUADRATIC = 2 / 9  # largest Hessian eigenvalue of the shifted quadratic
@@ -66,8 +66,12 @@ def data(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def artists(fig, prefix: str) -> dict:
     """The figure's lines whose gid starts with ``prefix``, by the rest of the gid."""
-    return {ln.get_gid()[len(prefix):]: ln for ax in fig.axes for ln in ax.get_lines()
-            if (ln.get_gid() or "").startswith(prefix)}  # fmt: skip
+    return {
+        ln.get_gid()[len(prefix) :]: ln
+        for ax in fig.axes
+        for ln in ax.get_lines()
+        if (ln.get_gid() or "").startswith(prefix)
+    }
 
 
 def legend_texts(fig) -> list[str]:
@@ -107,8 +111,15 @@ def test_each_preset_gets_its_figures(preset, compose_cfg, tmp_path):
 def test_the_lr_sweep_preset_draws_its_figures_at_the_end_of_the_sweep(tmp_path, monkeypatch, capsys):
     sweep_dir = tmp_path / "lr_sweep"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-m", "runner", "+experiment=lr_sweep", f"hydra.sweep.dir={sweep_dir}"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", "+experiment=lr_sweep", f"hydra.sweep.dir={sweep_dir}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "figures: not drawn" not in done.stdout + done.stderr
     names = {p.name for p in (sweep_dir / "figures").iterdir()}
@@ -131,8 +142,9 @@ def test_the_lr_sweep_preset_draws_its_figures_at_the_end_of_the_sweep(tmp_path,
 # --------------------------------------------------------------------------- what is drawn is the data
 
 
-LR_SWEEP = [["objective=shifted_quadratic", "optimizer=gd", f"lr={lr}", "max_iter=2000", "tol=1e-12"]
-            for lr in (0.5, 2, 10)]  # fmt: skip
+LR_SWEEP = [
+    ["objective=shifted_quadratic", "optimizer=gd", f"lr={lr}", "max_iter=2000", "tol=1e-12"] for lr in (0.5, 2, 10)
+]
 
 
 def test_convergence_lines_are_the_trace_rows_and_the_diverged_run_is_marked(compose_cfg, tmp_path):
@@ -165,17 +177,29 @@ def test_convergence_lines_are_the_trace_rows_and_the_diverged_run_is_marked(com
 def test_a_run_that_diverges_within_the_plot_is_marked_at_its_last_finite_value():
     f_ok = 10 * 0.5 ** np.arange(21)
     f_bad = np.array([10.0, 5.0, 3.0, np.nan])
-    traces = pd.DataFrame({
-        "iteration": np.r_[np.arange(21), np.arange(4)],
-        "f": np.r_[f_ok, f_bad],
-        "nfev": np.r_[np.arange(21), np.arange(4)] + 1,
-        "run_id": ["a"] * 21 + ["b"] * 4,
-        "config_id": ["A"] * 21 + ["B"] * 4,
-        "lr": [0.1] * 21 + [1.0] * 4,
-    })  # fmt: skip
-    runs = pd.DataFrame({"run_id": ["a", "b"], "config_id": ["A", "B"], "lr": [0.1, 1.0], "objective": "toy",
-                         "optimizer": "gd", "status": ["converged", "diverged"], "iterations": [20, 3],
-                         "f_star": [0.0, 0.0], "config": "{}"})  # fmt: skip
+    traces = pd.DataFrame(
+        {
+            "iteration": np.r_[np.arange(21), np.arange(4)],
+            "f": np.r_[f_ok, f_bad],
+            "nfev": np.r_[np.arange(21), np.arange(4)] + 1,
+            "run_id": ["a"] * 21 + ["b"] * 4,
+            "config_id": ["A"] * 21 + ["B"] * 4,
+            "lr": [0.1] * 21 + [1.0] * 4,
+        }
+    )
+    runs = pd.DataFrame(
+        {
+            "run_id": ["a", "b"],
+            "config_id": ["A", "B"],
+            "lr": [0.1, 1.0],
+            "objective": "toy",
+            "optimizer": "gd",
+            "status": ["converged", "diverged"],
+            "iterations": [20, 3],
+            "f_star": [0.0, 0.0],
+            "config": "{}",
+        }
+    )
     fig = plot.convergence_figure(traces, runs)
     assert artists(fig, "diverged:")["b"].get_xydata().tolist() == [[2.0, 3.0]]
     assert np.array_equal(artists(fig, "run:")["b"].get_xydata(), [[0, 10], [1, 5], [2, 3]])
@@ -183,8 +207,11 @@ def test_a_run_that_diverges_within_the_plot_is_marked_at_its_last_finite_value(
 
 
 def test_repetitions_are_drawn_as_median_and_quartile_band(compose_cfg, tmp_path):
-    jobs = [["objective=least_squares", "optimizer=sgd", f"lr={lr}", "max_iter=150", f"seed={s}", "tol=0"]
-            for lr in (0.001, 0.003) for s in range(3)]  # fmt: skip
+    jobs = [
+        ["objective=least_squares", "optimizer=sgd", f"lr={lr}", "max_iter=150", f"seed={s}", "tol=0"]
+        for lr in (0.001, 0.003)
+        for s in range(3)
+    ]
     traces, runs = data(make_sweep(compose_cfg, tmp_path, *jobs))
     assert "objective.seed" in runs.columns and plot.swept_keys(runs) == ["lr"]  # seed-followers are not sweeps
     fig = plot.convergence_figure(traces, runs)
@@ -193,17 +220,21 @@ def test_repetitions_are_drawn_as_median_and_quartile_band(compose_cfg, tmp_path
     for config_id, group in runs.groupby("config_id"):
         assert len(group) == 3 and group["f_star"].nunique() == 3  # each seed its own data, its own f*
         # f - f* of every seed by iteration, each with its own f*
-        rows = traces[traces["config_id"] == config_id].merge(group[["run_id", "f_star"]], on="run_id",
-                                                              suffixes=("_trace", ""))  # fmt: skip
+        rows = traces[traces["config_id"] == config_id].merge(
+            group[["run_id", "f_star"]], on="run_id", suffixes=("_trace", "")
+        )
         assert "f_star_trace" not in rows or rows["f_star_trace"].equals(rows["f_star"])  # the trace's own f*
         table = rows.assign(gap=rows["f"] - rows["f_star"]).pivot(index="iteration", columns="run_id", values="gap")
         expected = table.quantile([0.25, 0.5, 0.75], axis=1).T.to_numpy()
-        assert np.allclose(medians[config_id].get_xydata(), np.column_stack([table.index, expected[:, 1]]),
-                           rtol=1e-12, atol=0)  # fmt: skip
+        assert np.allclose(
+            medians[config_id].get_xydata(), np.column_stack([table.index, expected[:, 1]]), rtol=1e-12, atol=0
+        )
         vertices = bands[config_id].get_paths()[0].vertices
         points = {tuple(np.round(v, 12)) for v in vertices}
         for q in (0, 2):
-            assert all((float(i), round(float(v), 12)) in points for i, v in zip(table.index, expected[:, q]))
+            assert all(
+                (float(i), round(float(v), 12)) in points for i, v in zip(table.index, expected[:, q], strict=True)
+            )
         assert np.all(expected[:, 0] < expected[:, 2])  # the seeds do differ: a real band
     assert "median and 25–75 % band over 3 seeds" in fig.get_suptitle()
 
@@ -223,7 +254,7 @@ def test_repetition_quantiles_carry_a_stopped_run_forward_and_count_divergence_a
 
 
 def test_a_sweep_with_a_failed_and_a_diverged_run_still_gets_its_figures(compose_cfg, tmp_path):
-    jobs = LR_SWEEP + [["objective=shifted_quadratic", "optimizer=gd", "lr=-0.1"]]
+    jobs = [*LR_SWEEP, ["objective=shifted_quadratic", "optimizer=gd", "lr=-0.1"]]
     sweep_dir = make_sweep(compose_cfg, tmp_path, *jobs)
     traces, runs = data(sweep_dir)
     assert sorted(runs["status"]) == ["converged", "converged", "diverged", "failed"]
@@ -248,8 +279,9 @@ def test_paths_are_the_iterates_with_start_end_and_minimum(compose_cfg, tmp_path
     for run_id in runs["run_id"]:
         rows = traces[traces["run_id"] == run_id].sort_values("iteration")[["x_0", "x_1"]].to_numpy()
         assert np.array_equal(paths[run_id].get_xydata(), rows)
-        assert np.array_equal(starts[run_id].get_xydata(), rows[:1]) and np.array_equal(ends[run_id].get_xydata(),
-                                                                                         rows[-1:])  # fmt: skip
+        assert np.array_equal(starts[run_id].get_xydata(), rows[:1]) and np.array_equal(
+            ends[run_id].get_xydata(), rows[-1:]
+        )
     assert artists(fig, "x_star")[""].get_xydata().tolist() == [[2.0, -3.0]]
     assert fig.axes[0].get_xlabel() == "$x_0$" and fig.axes[0].get_ylabel() == "$x_1$"
     assert fig.axes[0].collections  # the contours
@@ -277,8 +309,11 @@ def test_momentum_figure_annotates_iterations_to_tol(compose_cfg, tmp_path):
 
 
 def test_heatmap_marks_diverged_cells_and_draws_the_stability_boundary(compose_cfg, tmp_path):
-    jobs = [["optimizer=momentum", f"lr={lr}", f"optimizer.momentum={m}", "max_iter=500", "tol=1e-12"]
-            for lr in (2, 8, 16) for m in (0, 0.6)]  # fmt: skip
+    jobs = [
+        ["optimizer=momentum", f"lr={lr}", f"optimizer.momentum={m}", "max_iter=500", "tol=1e-12"]
+        for lr in (2, 8, 16)
+        for m in (0, 0.6)
+    ]
     traces, runs = data(make_sweep(compose_cfg, tmp_path, *jobs))
     fig = plot.heatmap_figure(traces, runs)
     boundaries = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_gid() == "stability"]
@@ -286,21 +321,61 @@ def test_heatmap_marks_diverged_cells_and_draws_the_stability_boundary(compose_c
     for line in boundaries:
         lr, m = line.get_xydata().T
         assert np.allclose(lr, 2 * (1 + m) / L_QUADRATIC, rtol=1e-12) and m.min() < 0 and m.max() > 0.6
-    cell = list(zip(runs["lr"], runs["optimizer.momentum"]))
-    assert {c for c, s in zip(cell, runs["status"]) if s == "diverged"} == {(16.0, 0.0)}  # lr = 16 > 2/L = 9
+    cell = list(zip(runs["lr"], runs["optimizer.momentum"], strict=True))
+    assert {c for c, s in zip(cell, runs["status"], strict=True) if s == "diverged"} == {
+        (16.0, 0.0)
+    }  # lr = 16 > 2/L = 9
     cells = {p.get_gid() for ax in fig.axes for p in ax.patches if (p.get_gid() or "").startswith("diverged_cell:")}
     assert cells == {"diverged_cell:16:0"}
     # every converged cell prints its run's iterations on the right panel
     _, ax_iter = [ax for ax in fig.axes if ax.get_title()]
     texts = {(round(t.get_position()[0], 9), round(t.get_position()[1], 9)): t.get_text() for t in ax_iter.texts}
-    converged = [(c, its) for c, its, s in zip(cell, runs["iterations"], runs["status"]) if s == "converged"]
+    converged = [
+        (c, its) for c, its, s in zip(cell, runs["iterations"], runs["status"], strict=True) if s == "converged"
+    ]
     assert len(converged) == 4
     for c, its in converged:
         assert texts[c] == str(its)
     (legend,) = fig.legends
     assert "stability boundary lr = 2(1 + momentum)/L, L = 0.2222: unstable to its right" in [
-        t.get_text() for t in legend.get_texts()]  # fmt: skip
+        t.get_text() for t in legend.get_texts()
+    ]
     assert plot.stability_limit("gd", {}, L_QUADRATIC)(0.5) == 9.0
+
+
+def test_the_heatmap_boundary_is_the_optimizers_own_stable_lr(compose_cfg, tmp_path):
+    """Nesterov's boundary lr = 2(1 + m)/((1 + 2m) L) separates its converged cells from its diverged
+    ones; RMSprop, whose step adapts to the gradients, has no boundary to draw."""
+    jobs = [
+        ["optimizer=nesterov", f"lr={lr}", f"optimizer.momentum={m}", "max_iter=400", "tol=1e-12"]
+        for lr in (4, 6, 7, 8)
+        for m in (0.3, 0.9)
+    ]
+    traces, runs = data(make_sweep(compose_cfg, tmp_path / "nesterov", *jobs))
+    fig = plot.heatmap_figure(traces, runs)
+    boundaries = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_gid() == "stability"]
+    assert boundaries
+    for line in boundaries:
+        lr, m = line.get_xydata().T
+        assert np.allclose(lr, 2 * (1 + m) / ((1 + 2 * m) * L_QUADRATIC), rtol=1e-12)
+    limit = 2 * (1 + runs["optimizer.momentum"]) / ((1 + 2 * runs["optimizer.momentum"]) * L_QUADRATIC)
+    # Above the limit (momentum 0.3: 7.3, 0.9: 6.1) f - f* ends above where it started, or overflows.
+    start = traces[traces["iteration"] == 0].set_index("run_id")["f"] - runs.set_index("run_id")["f_star"]
+    final = runs.set_index("run_id")["f_gap"]
+    above = runs.set_index("run_id")["lr"] > limit.to_numpy()
+    assert above.any() and (~above).any()
+    assert all(not np.isfinite(final[r]) or final[r] > start[r] for r in above.index[above])
+    assert set(runs.set_index("run_id").loc[~above, "status"]) == {"converged"}
+    (legend,) = fig.legends
+    assert "stability boundary lr = 2(1 + momentum)/((1 + 2 momentum) L), L = 0.2222: unstable to its right" in [
+        t.get_text() for t in legend.get_texts()
+    ]
+
+    jobs = [
+        ["optimizer=rmsprop", f"lr={lr}", f"optimizer.momentum={m}", "max_iter=20"] for lr in (0.1, 1) for m in (0, 0.5)
+    ]
+    fig = plot.heatmap_figure(*data(make_sweep(compose_cfg, tmp_path / "rmsprop", *jobs)))
+    assert fig is not None and not [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_gid() == "stability"]
 
 
 # --------------------------------------------------------------------------- big grids
@@ -315,9 +390,17 @@ def big_grid(compose_cfg, tmp_path_factory) -> Path:
     from runner.batched import Job, run_jobs
 
     root = tmp_path_factory.mktemp("big_grid")
-    jobs = [Job(OmegaConf.to_container(compose_cfg("optimizer=momentum", f"lr={lr}", f"optimizer.momentum={m}",
-                                                   "max_iter=300", "tol=0"), resolve=True),
-                f"lr={lr}/optimizer.momentum={m}") for lr in BIG_LRS for m in BIG_MOMENTA]  # fmt: skip
+    jobs = [
+        Job(
+            OmegaConf.to_container(
+                compose_cfg("optimizer=momentum", f"lr={lr}", f"optimizer.momentum={m}", "max_iter=300", "tol=0"),
+                resolve=True,
+            ),
+            f"lr={lr}/optimizer.momentum={m}",
+        )
+        for lr in BIG_LRS
+        for m in BIG_MOMENTA
+    ]
     run_jobs(jobs, root)
     write_tables(root)
     return root
@@ -338,11 +421,11 @@ def test_a_big_grid_draws_evenly_spaced_values_and_says_so(big_grid):
     for fig in (plot.convergence_figure(traces, runs), plot.paths_figure(traces, runs)):
         drawn = artists(fig, "run:") or artists(fig, "path:")
         assert {(by_id.loc[rid, "lr"], by_id.loc[rid, "optimizer.momentum"]) for rid in drawn} == set(
-            itertools.product(lrs, momenta))  # fmt: skip
+            itertools.product(lrs, momenta)
+        )
         titles = [ax.get_title().split("\n")[0] for ax in fig.axes if ax.get_title()]
         assert titles == [f"momentum = {m:g}" for m in momenta]
-        assert "showing 8 of 20 learning rate values and 9 of 12 momentum values, evenly spaced" in (
-            fig.get_suptitle())  # fmt: skip
+        assert "showing 8 of 20 learning rate values and 9 of 12 momentum values, evenly spaced" in (fig.get_suptitle())
     # a dot per iterate only where there are few (a diverged path is drawn until it leaves the view)
     lines = list(artists(plot.paths_figure(traces, runs), "path:").values())
     assert {len(ln.get_xdata()) > plot.MARKED_PATH for ln in lines} == {True, False}
@@ -358,7 +441,9 @@ def test_a_big_heatmap_colours_every_cell_and_labels_a_dozen_ticks(big_grid):
     diverged = runs[runs["status"] == "diverged"]
     assert len(diverged) and int(mesh.get_array().mask.sum()) == len(diverged)  # every other cell coloured
     cells = {p.get_gid() for p in ax.patches if (p.get_gid() or "").startswith("diverged_cell:")}
-    assert cells == {f"diverged_cell:{lr:g}:{m:g}" for lr, m in zip(diverged["lr"], diverged["optimizer.momentum"])}
+    assert cells == {
+        f"diverged_cell:{lr:g}:{m:g}" for lr, m in zip(diverged["lr"], diverged["optimizer.momentum"], strict=True)
+    }
     assert [t.get_text() for t in ax.get_xticklabels()] == [f"{lr:g}" for lr in BIG_LRS[::2]]
     assert [t.get_text() for t in ax.get_yticklabels()] == [f"{m:g}" for m in BIG_MOMENTA]
     # f - f* = 0 (x* reached exactly) has no log colour: it takes the scale's bottom, and the colour bar says so
@@ -417,8 +502,12 @@ def test_a_single_run_folder_gets_its_figures_from_the_command_line(compose_cfg,
     run(compose_cfg("objective=quartic", "optimizer=gd", "lr=0.01"), run_dir)
     assert plot.main([str(run_dir)]) == 0
     printed = capsys.readouterr().out.split()
-    assert sorted(Path(p).name for p in printed) == ["convergence_iteration.pdf", "convergence_iteration.png",
-                                                     "objective_1d.pdf", "objective_1d.png"]  # fmt: skip
+    assert sorted(Path(p).name for p in printed) == [
+        "convergence_iteration.pdf",
+        "convergence_iteration.png",
+        "objective_1d.pdf",
+        "objective_1d.png",
+    ]
     assert all(Path(p).parent == run_dir / "figures" and Path(p).stat().st_size > 1000 for p in printed)
     fig = plot.convergence_figure(*data(run_dir))
     trace = pd.read_parquet(run_dir / "trace.parquet")
@@ -436,17 +525,47 @@ def test_a_single_run_folder_gets_its_figures_from_the_command_line(compose_cfg,
 
 
 def test_swept_keys_leave_out_seeds_and_keys_only_one_optimizer_has():
-    runs = pd.DataFrame({
-        "run_id": list("abcd"), "config_id": ["A", "A", "B", "C"], "seed": [0, 1, 0, 0],
-        "objective.seed": [0, 1, 0, 0], "optimizer": ["gd", "gd", "gd", "momentum"], "lr": [0.1, 0.1, 0.1, 0.1],
-        "optimizer.momentum": [None, None, None, 0.9], "max_iter": [10, 10, 20, 10],
-    })  # fmt: skip
+    runs = pd.DataFrame(
+        {
+            "run_id": list("abcd"),
+            "config_id": ["A", "A", "B", "C"],
+            "seed": [0, 1, 0, 0],
+            "objective.seed": [0, 1, 0, 0],
+            "optimizer": ["gd", "gd", "gd", "momentum"],
+            "lr": [0.1, 0.1, 0.1, 0.1],
+            "optimizer.momentum": [None, None, None, 0.9],
+            "max_iter": [10, 10, 20, 10],
+        }
+    )
     assert plot.swept_keys(runs) == ["optimizer", "max_iter"]
 
 
+def test_a_key_null_for_some_runs_gets_its_own_slot_in_the_search_figure(compose_cfg, tmp_path):
+    """scipy has no lr: among gd runs its lr is null, a slot named "default", not a NaN that equals nothing."""
+    jobs = [["objective=quartic", "optimizer=gd", f"lr={lr}", "max_iter=50"] for lr in (0.001, 0.01)]
+    jobs += [["objective=quartic", "optimizer=scipy", f"optimizer.method={m}", "max_iter=50"] for m in ("BFGS", "CG")]
+    traces, runs = data(make_sweep(compose_cfg, tmp_path, *jobs))
+    assert runs["lr"].isna().sum() == 2
+    fig = plot.search_figure(traces, runs)
+    by_label = {ax.get_xlabel(): ax for ax in fig.axes}
+    assert [t.get_text() for t in by_label["learning rate"].get_xticklabels()] == ["default", "0.001", "0.01"]
+    assert [t.get_text() for t in by_label["method"].get_xticklabels()] == ["default", "BFGS", "CG"]
+    for ax in (by_label["learning rate"], by_label["method"]):
+        (points,) = [ln for ln in ax.get_lines() if ln.get_gid() == "final"]
+        assert sorted(points.get_xdata()) == [0, 0, 1, 2]  # every run has its slot
+
+
 def test_no_heatmap_for_a_random_search_over_lr_and_momentum():
-    runs = pd.DataFrame({"run_id": list("abc"), "config_id": list("ABC"), "optimizer": "momentum", "status": "ok",
-                         "lr": [0.1, 0.2, 0.3], "optimizer.momentum": [0.5, 0.6, 0.7]})  # fmt: skip
+    runs = pd.DataFrame(
+        {
+            "run_id": list("abc"),
+            "config_id": list("ABC"),
+            "optimizer": "momentum",
+            "status": "ok",
+            "lr": [0.1, 0.2, 0.3],
+            "optimizer.momentum": [0.5, 0.6, 0.7],
+        }
+    )
     assert plot.swept_keys(runs) == ["lr", "optimizer.momentum"]
     assert plot.heatmap_figure(pd.DataFrame({"run_id": []}), runs) is None  # 3 of 9 cells: not a grid
 
@@ -491,8 +610,10 @@ def random_search_jobs(n: int, seed: int = 0) -> list[list[str]]:
     """A random search: each trial draws its own lr (log-uniform over 0.05 .. 20) and momentum."""
     rng = np.random.default_rng(seed)
     lrs, momenta = 10 ** rng.uniform(np.log10(0.05), np.log10(20), n), rng.uniform(0, 0.95, n)
-    return [["optimizer=momentum", f"lr={float(lr)!r}", f"optimizer.momentum={float(m)!r}", "max_iter=50", "tol=0"]
-            for lr, m in zip(lrs, momenta)]  # fmt: skip
+    return [
+        ["optimizer=momentum", f"lr={float(lr)!r}", f"optimizer.momentum={float(m)!r}", "max_iter=50", "tol=0"]
+        for lr, m in zip(lrs, momenta, strict=True)
+    ]
 
 
 def test_is_grid_tells_a_grid_from_a_search():
@@ -522,8 +643,10 @@ def test_a_random_search_gets_a_search_figure_and_no_empty_panel(compose_cfg, tm
     by_id = runs.set_index("run_id")
     texts = legend_texts(figs["convergence_iteration"])
     for rid in shown:
-        assert any(t.startswith(f"lr={by_id.loc[rid, 'lr']:g}, momentum={by_id.loc[rid, 'optimizer.momentum']:g}")
-                   for t in texts)  # fmt: skip
+        assert any(
+            t.startswith(f"lr={by_id.loc[rid, 'lr']:g}, momentum={by_id.loc[rid, 'optimizer.momentum']:g}")
+            for t in texts
+        )
 
     # The search figure: a panel per swept key and the best so far, points from the runs table.
     search = figs["search"]
@@ -531,9 +654,9 @@ def test_a_random_search_gets_a_search_figure_and_no_empty_panel(compose_cfg, tm
     assert search.axes[0].get_xscale() == "log"  # lr spans decades
     gap = (runs["f"] - runs["f_star"]).to_numpy()
     finite = np.isfinite(gap) & (gap > 0)
-    for ax, key in zip(search.axes, ["lr", "optimizer.momentum"]):
+    for ax, key in zip(search.axes, ["lr", "optimizer.momentum"], strict=False):
         (points,) = [ln for ln in ax.get_lines() if ln.get_gid() == "final"]
-        assert sorted(map(tuple, points.get_xydata())) == sorted(zip(runs[key][finite], gap[finite]))
+        assert sorted(map(tuple, points.get_xydata())) == sorted(zip(runs[key][finite], gap[finite], strict=True))
     (best,) = [ln for ln in search.axes[2].get_lines() if ln.get_gid() == "best_so_far"]
     y = best.get_ydata()
     assert np.all(np.diff(y) <= 0) and y[-1] == gap[finite].min()
@@ -544,11 +667,19 @@ def test_a_random_search_gets_a_search_figure_and_no_empty_panel(compose_cfg, tm
 def test_search_figure_marks_a_run_whose_final_f_is_not_finite():
     rng = np.random.default_rng(2)
     n = 7
-    runs = pd.DataFrame({"run_id": [f"r{i}" for i in range(n)], "config_id": [f"c{i}" for i in range(n)],
-                         "status": ["max_iter"] * (n - 1) + ["diverged"], "objective": "shifted_quadratic",
-                         "optimizer": "momentum", "lr": rng.uniform(0.1, 1, n),
-                         "optimizer.momentum": rng.uniform(0, 1, n),
-                         "f": np.r_[rng.uniform(1e-8, 1e-2, n - 1), np.inf], "f_star": 0.0})  # fmt: skip
+    runs = pd.DataFrame(
+        {
+            "run_id": [f"r{i}" for i in range(n)],
+            "config_id": [f"c{i}" for i in range(n)],
+            "status": ["max_iter"] * (n - 1) + ["diverged"],
+            "objective": "shifted_quadratic",
+            "optimizer": "momentum",
+            "lr": rng.uniform(0.1, 1, n),
+            "optimizer.momentum": rng.uniform(0, 1, n),
+            "f": np.r_[rng.uniform(1e-8, 1e-2, n - 1), np.inf],
+            "f_star": 0.0,
+        }
+    )
     fig = plot.search_figure(pd.DataFrame({"run_id": []}), runs)
     assert set(artists(fig, "diverged:")) == {"r6"}
     for line in artists(fig, "diverged:").values():
@@ -580,8 +711,11 @@ def test_the_fixed_hyperparameters_are_named_on_each_figure(compose_cfg, tmp_pat
 
 
 def test_a_grid_with_lr_1e300_draws_its_heatmap_and_marks_the_cell(compose_cfg, tmp_path, capsys):
-    jobs = [["optimizer=momentum", f"lr={lr}", f"optimizer.momentum={m}", "max_iter=100"]
-            for lr in (0.1, 1, 1e300) for m in (0, 0.5)]  # fmt: skip
+    jobs = [
+        ["optimizer=momentum", f"lr={lr}", f"optimizer.momentum={m}", "max_iter=100"]
+        for lr in (0.1, 1, 1e300)
+        for m in (0, 0.5)
+    ]
     sweep_dir = make_sweep(compose_cfg, tmp_path, *jobs)
     written = {p.stem for p in plot.draw(sweep_dir)}
     assert "not drawn" not in capsys.readouterr().err
@@ -604,7 +738,8 @@ def test_a_grid_with_lr_1e300_draws_its_heatmap_and_marks_the_cell(compose_cfg, 
     fig = plot.heatmap_figure(traces, runs.assign(lr=runs["lr"].replace(1e300, np.inf)))
     (legend,) = fig.legends
     assert "no cell: lr = inf, momentum = 0.5: diverged; lr = inf, momentum = 0: diverged" in [
-        t.get_text() for t in legend.get_texts()]  # fmt: skip
+        t.get_text() for t in legend.get_texts()
+    ]
 
 
 def test_the_quartic_from_x0_1e300_draws_objective_1d_and_marks_the_start(compose_cfg, tmp_path):
@@ -663,9 +798,24 @@ def test_an_optuna_search_from_the_command_line_gets_figures_that_fit(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     sweep_dir = tmp_path / "search"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-m", "runner", "-m", "+hparams_search=optuna", "hydra.sweeper.n_trials=6",
-                           "max_iter=50", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "-m",
+            "+hparams_search=optuna",
+            "hydra.sweeper.n_trials=6",
+            "max_iter=50",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "not drawn" not in done.stdout + done.stderr
     names = {p.stem for p in (sweep_dir / "figures").iterdir()}
@@ -675,4 +825,5 @@ def test_an_optuna_search_from_the_command_line_gets_figures_that_fit(tmp_path):
         assert all(data_drawn(fig)), name
         assert not outside(fig), name
         assert "fixed: objective=shifted_quadratic, optimizer=momentum, max_iter=50, tol=0" in (
-            fig.get_suptitle().replace("\n", " "))  # fmt: skip
+            fig.get_suptitle().replace("\n", " ")
+        )

@@ -1,0 +1,178 @@
+"""Figures of a sweep (or of one run), drawn from its parquet files alone: one module per figure.
+
+``draw(path)`` reads ``runs.parquet`` and ``traces.parquet`` through the
+tables layer (``load_runs`` and ``load``; a single run's folder works too),
+draws every figure that fits the data and writes each as PNG and PDF into
+``path/figures/``. ``python -m runner.plot DIR`` (or ``python -m runner.figures DIR``)
+does the same from the command line.
+
+A figure is a module of this package with a ``name``, its file stem, and a
+function ``figure(traces, runs) -> Figure | None``; :data:`REGISTRY` lists the
+modules, one line each, in drawing order, so that adding a figure is one module
+and one line there. What the figures share: ``_data`` (the tables' columns, each
+run's rows, and its objective, built by ``objectives.REGISTRY``), ``_style``
+(palette, names, number formatting), ``_layout`` (swept keys, grid or search,
+panels, legends, titles) and ``_series`` (series, repetitions, view ranges).
+The figures, each drawn only where it applies:
+
+=========================  ==========================================================
+``convergence_iteration``  f - f* (f where f* is unknown) against iteration, log y;
+                           one line per value of the swept hyperparameter, one
+                           panel per value of the other swept keys.
+``convergence_evaluations`` the same against evaluations, function plus gradient
+                           (``nfev + ngev``), when they are not simply iterations + 1 (scipy).
+``momentum``               vanilla (momentum 0) against each momentum value, with
+                           the iterations to reach the tolerance in the legend.
+``paths``                  iterate paths on the contours of a 2-D objective.
+``heatmap_lr_momentum``    final f - f* and iterations over an lr x momentum grid,
+                           with the theoretical stability boundary on quadratics.
+``objective_1d``           a 1-D objective and its derivative, critical points
+                           marked, with the runs' iterates on the curve.
+``search``                 when the swept values are not a grid (:func:`is_grid`:
+                           Optuna, random search): final f - f* against each swept
+                           key, and the best so far against the trial.
+=========================  ==========================================================
+
+Conventions shared by the figures:
+
+* **Grid or search** (:func:`is_grid`): off a grid, figures draw one panel, not one per
+  value of a swept key, and a line's legend entry names all its swept values.
+* **Titles** are wrapped to the figure's width and followed by the settings the sweep
+  holds fixed (:func:`fixed_settings`); a legend beside the panels widens the figure.
+* **Reached tol** means the stop rule |f_k - f_(k-1)| < tol fired (:func:`reached_tol`:
+  ``stop_reason == "tol"``, or status ``converged`` in tables without ``stop_reason``);
+  its marker sits on the run's last row.
+* **Swept keys** (:func:`swept_keys`) are the config columns whose value varies
+  across runs. The seed, and columns that follow it (``objective.seed: ${seed}``),
+  make repetitions, not sweeps. The line colour follows ``lr`` when it is swept,
+  else the swept key with the most values; the other swept keys make panels.
+* **Repetitions** (runs sharing a ``config_id``) are drawn as their median with a
+  25-75 % band (:func:`repetition_quantiles`): at each x every run counts with
+  its last recorded value at or before x, so a run that stopped early keeps its
+  final value, and a diverged run counts as +inf.
+* **Diverged runs** keep their finite rows; the y range comes from the runs that
+  did not diverge (and every run's start), and an ``x`` marks where a diverged
+  run diverged: its last finite value, or, when that is off the top, the point
+  where its curve leaves the plot for good (the legend names the iteration).
+* **Colours** are the Okabe-Ito colour-blind-safe palette (:data:`PALETTE`,
+  yellow last, as it is faint on white), cycling line styles past 8 values;
+  heatmaps use viridis. Figures are plain :class:`matplotlib.figure.Figure`
+  objects, never pyplot state, so drawing works headless and leaves no
+  figure open.
+
+Each ``figure(traces, runs)`` function returns a Figure (or ``None`` when the
+figure does not apply); its artists carry gids that name what they show:
+``run:<run_id>`` (one run's rows), ``median:<config_id>`` and
+``band:<config_id>`` (repetitions), ``diverged:<run_id>``, ``end:<run_id>``,
+``path:<run_id>``, ``iterates:<run_id>``, ``start:<run_id>``, ``stability``, ``critical:<kind>``,
+``final`` and ``best_so_far`` (search).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import import_module
+from pathlib import Path
+from types import ModuleType
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from runner.figures._data import FIGURES_DIR, TRACE_COLUMNS, atomic_write, load, load_runs
+
+FORMATS = ("png", "pdf")
+
+
+def _register(*modules: str) -> dict[str, ModuleType]:
+    """The figure modules by their ``name`` (file stem); a module without ``name`` and ``figure``,
+    or a name taken twice, is refused."""
+    registry = {}
+    for module_name in modules:
+        module = import_module(f"{__name__}.{module_name}")
+        stem, figure = getattr(module, "name", None), getattr(module, "figure", None)
+        if not isinstance(stem, str) or not callable(figure):
+            raise TypeError(f"figure module={module_name}: expected a module with name (its file stem) and figure()")
+        if stem in registry:
+            raise ValueError(f"name={stem}: expected one figure per name, {module_name} and {registry[stem].__name__}")
+        registry[stem] = module
+    return registry
+
+
+# The registry, in drawing order: a new figure is a module (``name`` and ``figure``) and one line here.
+REGISTRY = _register(
+    "convergence",
+    "evaluations",
+    "momentum",
+    "paths",
+    "heatmap",
+    "search",
+    "objective_1d",
+)
+
+FIGURE_NAMES = tuple(REGISTRY)
+
+
+def draw(path: str | Path) -> list[Path]:
+    """Draw every figure that fits the runs below ``path`` into ``path/figures/``.
+
+    ``path`` is a sweep folder or a single run's folder. Returns the files
+    written, a PNG and a PDF per figure. A figure that fails is reported on
+    stderr and skipped; the others are still drawn. Figure files of a previous
+    draw that no longer apply are removed.
+    """
+    path = Path(path)
+    runs = load_runs(path)
+    traces = load(path, columns=TRACE_COLUMNS)
+    out = path / FIGURES_DIR
+    written = []
+    for name, module in REGISTRY.items():
+        try:
+            fig = module.figure(traces, runs)
+        except Exception as err:  # one broken figure must not cost the others
+            print(f"figures: {name} not drawn ({type(err).__name__}: {err})", file=sys.stderr, flush=True)
+            fig = None
+        for fmt in FORMATS:
+            target = out / f"{name}.{fmt}"
+            if fig is None:
+                target.unlink(missing_ok=True)
+                continue
+            out.mkdir(exist_ok=True)
+            metadata = {"CreationDate": None} if fmt == "pdf" else None  # reproducible PDFs
+            atomic_write(
+                target,
+                lambda tmp, fig=fig, fmt=fmt, metadata=metadata: fig.savefig(
+                    tmp, format=fmt, dpi=150, metadata=metadata
+                ),
+            )
+            written.append(target)
+    return written
+
+
+def figures(traces: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Figure]:
+    """Every figure that applies, by file stem (see the module docstring)."""
+    made = {name: module.figure(traces, runs) for name, module in REGISTRY.items()}
+    return {name: fig for name, fig in made.items() if fig is not None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m runner.plot DIR``: redraw the figures of a sweep or run folder from its files."""
+    parser = argparse.ArgumentParser(
+        prog="python -m runner.plot",
+        description="Draw the figures of a sweep folder (runs.parquet, traces.parquet) or of a single run's "
+        "folder (trace.parquet, summary.json) into DIR/figures/, as PNG and PDF.",
+    )
+    parser.add_argument("dir", type=Path, metavar="DIR", help="a sweep folder or a single run's folder")
+    args = parser.parse_args(argv)
+    if not args.dir.is_dir():
+        parser.error(f"DIR={args.dir}: expected an existing folder")
+    try:
+        written = draw(args.dir)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for target in written:
+        print(target)
+    if not written:
+        print(f"no figures: no run below {args.dir} has a trace", file=sys.stderr)
+    return 0

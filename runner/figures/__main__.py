@@ -1,0 +1,5 @@
+import sys
+
+from runner.figures import main
+
+sys.exit(main())
