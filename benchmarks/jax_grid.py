@@ -58,13 +58,15 @@ def main() -> None:
     values, xs = grid(jnp.asarray(lr.ravel()), jnp.asarray(momentum.ravel()), args.iterations)
     values, xs = np.asarray(values), np.asarray(xs)  # (configs, iterations + 1), (configs, iterations + 1, 2)
     n_configs, rows = values.shape
-    table = pa.table({
-        "config": np.repeat(np.arange(n_configs), rows),
-        "iteration": np.tile(np.arange(rows), n_configs),
-        "f": values.ravel(),
-        "x_0": xs[..., 0].ravel(),
-        "x_1": xs[..., 1].ravel(),
-    })  # fmt: skip
+    table = pa.table(
+        {
+            "config": np.repeat(np.arange(n_configs), rows),
+            "iteration": np.tile(np.arange(rows), n_configs),
+            "f": values.ravel(),
+            "x_0": xs[..., 0].ravel(),
+            "x_1": xs[..., 1].ravel(),
+        }
+    )
     pq.write_table(table, args.out)
     print(f"jax: {n_configs} configs x {rows} rows -> {args.out}")
 

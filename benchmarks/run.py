@@ -66,7 +66,10 @@ def shell(args: list[str], *, figures: bool, cwd: Path, python: str = sys.execut
     """
     if not figures and "-m" in args[2:]:
         args = [*args, "hydra.callbacks.sweep_end.figures=false"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    }
     start = perf_counter()
     done = subprocess.run([python, *args], cwd=cwd, env=env, capture_output=True, text=True)
     elapsed = perf_counter() - start
@@ -76,8 +79,17 @@ def shell(args: list[str], *, figures: bool, cwd: Path, python: str = sys.execut
 
 
 def sweep(launcher: str, lrs: list[float], out: Path, *extra: str, figures: bool = False) -> float:
-    args = ["-m", "runner", "-m", f"hydra/launcher={launcher}", "lr=" + ",".join(map(str, lrs)),
-            "optimizer.momentum=" + ",".join(map(str, MOMENTA)), *GRID, f"hydra.sweep.dir={out}", *extra]  # fmt: skip
+    args = [
+        "-m",
+        "runner",
+        "-m",
+        f"hydra/launcher={launcher}",
+        "lr=" + ",".join(map(str, lrs)),
+        "optimizer.momentum=" + ",".join(map(str, MOMENTA)),
+        *GRID,
+        f"hydra.sweep.dir={out}",
+        *extra,
+    ]
     return shell(args, figures=figures, cwd=out.parent)
 
 
@@ -109,12 +121,19 @@ def figure_sweep(root: Path) -> Path:
     ratio = t_basic_1000 / t_b1000
     report("1", "RATIO basic (extrapolated) / batched, 1,000 configs", f"{ratio:.0f}x  (target >= 100x)")
     report("1", "ABSOLUTE batched, 1,000 configs", f"{seconds(t_b1000)}  (target <= ~1 s)")
-    t_startup = best(lambda: shell(["-m", "runner", "max_iter=0", f"hydra.run.dir={root / 'single'}"], figures=False,
-                                   cwd=root))  # fmt: skip
+    t_startup = best(
+        lambda: shell(["-m", "runner", "max_iter=0", f"hydra.run.dir={root / 'single'}"], figures=False, cwd=root)
+    )
     report("1", "for scale: one run, max_iter=0 (interpreter + imports + Hydra)", seconds(t_startup))
     if JAX_PYTHON.is_file():
-        t_jax = best(lambda: shell([str(REPO / "benchmarks" / "jax_grid.py"), "--out", str(root / "jax.parquet")],
-                                   figures=False, cwd=root, python=str(JAX_PYTHON)))  # fmt: skip
+        t_jax = best(
+            lambda: shell(
+                [str(REPO / "benchmarks" / "jax_grid.py"), "--out", str(root / "jax.parquet")],
+                figures=False,
+                cwd=root,
+                python=str(JAX_PYTHON),
+            )
+        )
         report("1", "hand-written JAX/optax (vmap + jit + scan, x64), same grid", seconds(t_jax))
         report("1", "RATIO batched / JAX", f"{t_b1000 / t_jax:.2f}x")
     else:
@@ -180,7 +199,6 @@ def bare_adam(objective, lr: float, n: int, b1=0.9, b2=0.999, eps=1e-8) -> float
 
 def figure_loop() -> None:
     from objectives import shifted_quadratic, sin_cos
-
     from runner.loop import minimize
     from runner.optimizers import adam, gd
 
@@ -190,8 +208,9 @@ def figure_loop() -> None:
         ("Adam, sin_cos 50-D", sin_cos(n=50), lambda: adam(lr=0.01), lambda o, n: bare_adam(o, 0.01, n), 20_000),
     ]
     for name, objective, optimizer, bare, n in cases:
-        t_runner = best(lambda: minimize(objective, optimizer(), max_iter=n, tol=0).wall_time_s, 5) / n
-        t_bare = best(lambda: bare(objective, n), 5) / n
+        # Each lambda is called within its own iteration, so binding the loop variables late is safe.
+        t_runner = best(lambda: minimize(objective, optimizer(), max_iter=n, tol=0).wall_time_s, 5) / n  # noqa: B023
+        t_bare = best(lambda: bare(objective, n), 5) / n  # noqa: B023
         report("2", f"{name}: runner per iteration", f"{t_runner * 1e6:.2f} us")
         report("2", f"{name}: bare loop per iteration", f"{t_bare * 1e6:.2f} us")
         report("2", f"RATIO {name}: runner / bare", f"{t_runner / t_bare:.2f}x  (target <= 1.2x)")
@@ -205,11 +224,13 @@ def figure_torch() -> None:
     try:
         import torch
     except ImportError:
-        report("3", "torch.optim.Adam + autograd", "skipped: torch does not import here "
-               "(run with /tmp/torch-venv/bin/python benchmarks/run.py --only 3)")  # fmt: skip
+        report(
+            "3",
+            "torch.optim.Adam + autograd",
+            "skipped: torch does not import here (run with /tmp/torch-venv/bin/python benchmarks/run.py --only 3)",
+        )
         return
     from objectives import sin_cos
-
     from runner.loop import minimize
     from runner.optimizers import adam
 
@@ -224,7 +245,7 @@ def figure_torch() -> None:
         value_and_grad = objective.value_and_grad
         start = perf_counter()
         for _ in range(n):
-            f, g = value_and_grad(x)
+            _, g = value_and_grad(x)
             x, state = opt.update(g, state, x)
             x = np.clip(x, lower, upper)
         return perf_counter() - start
@@ -249,8 +270,11 @@ def figure_torch() -> None:
     t_runner = best(runner_steps, 5) / n
     t_loop = best(lambda: minimize(objective, adam(lr=lr), max_iter=n, tol=0).wall_time_s, 5) / n
     t_torch = best(torch_steps, 5) / n
-    report("3", f"runner: value_and_grad + adam update + projection (torch {torch.__version__})",
-           f"{t_runner * 1e6:.2f} us")
+    report(
+        "3",
+        f"runner: value_and_grad + adam update + projection (torch {torch.__version__})",
+        f"{t_runner * 1e6:.2f} us",
+    )
     report("3", "runner: runner.loop.minimize per iteration (with trace)", f"{t_loop * 1e6:.2f} us")
     report("3", "torch: zero_grad + forward + backward + Adam step + clamp", f"{t_torch * 1e6:.2f} us")
     report("3", "RATIO torch / runner step", f"{t_torch / t_runner:.2f}x")
@@ -281,10 +305,22 @@ def figure_load(sweep_dir: Path | None, root: Path) -> None:
     from runner.run import run
 
     per_job = _fresh(root / "per_job1000")
-    base = {"objective": {"_target_": "objectives.shifted_quadratic", "a": 2.0, "b": -3.0, "x0": None},
-            "optimizer": {"_target_": "runner.optimizers.momentum", "lr": 0.1, "momentum": 0.9, "dampening": 0.0,
-                          "weight_decay": 0.0}, "lr": 0.1, "max_iter": 1000, "tol": 0.0, "grad_tol": 0.0, "seed": 0,
-            "trace": {"x": True}}  # fmt: skip
+    base = {
+        "objective": {"_target_": "objectives.shifted_quadratic", "a": 2.0, "b": -3.0, "x0": None},
+        "optimizer": {
+            "_target_": "runner.optimizers.momentum",
+            "lr": 0.1,
+            "momentum": 0.9,
+            "dampening": 0.0,
+            "weight_decay": 0.0,
+        },
+        "lr": 0.1,
+        "max_iter": 1000,
+        "tol": 0.0,
+        "grad_tol": 0.0,
+        "seed": 0,
+        "trace": {"x": True},
+    }
     for lr in LRS:
         for m in MOMENTA:
             cfg = {**base, "lr": lr, "optimizer": {**base["optimizer"], "lr": lr, "momentum": m}}
@@ -309,13 +345,23 @@ def figure_joblib(root: Path) -> None:
     except ImportError:
         report("5", "hydra-joblib-launcher", "skipped: not installed (pip install hydra-joblib-launcher)")
         return
-    jobs = ["objective=sin_cos", "optimizer=adam", "lr=0.01", "max_iter=100000", "tol=0", "trace.x=false",
-            "seed=0,1,2,3"]  # fmt: skip
+    jobs = [
+        "objective=sin_cos",
+        "optimizer=adam",
+        "lr=0.01",
+        "max_iter=100000",
+        "tol=0",
+        "trace.x=false",
+        "seed=0,1,2,3",
+    ]
 
     def launch(launcher: str, *extra: str) -> float:
         out = _fresh(root / f"cpu_{launcher}")
-        return shell(["-m", "runner", "-m", f"hydra/launcher={launcher}", *jobs, f"hydra.sweep.dir={out}", *extra],
-                     figures=False, cwd=root)  # fmt: skip
+        return shell(
+            ["-m", "runner", "-m", f"hydra/launcher={launcher}", *jobs, f"hydra.sweep.dir={out}", *extra],
+            figures=False,
+            cwd=root,
+        )
 
     t_basic = best(lambda: launch("basic"), 2)
     t_joblib = best(lambda: launch("joblib", "hydra.launcher.n_jobs=2"), 2)
@@ -335,8 +381,11 @@ def main() -> None:
     figures = {int(f) for f in args.only.split(",")}
     import numpy
 
-    print(f"python {platform.python_version()}, numpy {numpy.__version__}, {os.cpu_count()} cores, "
-          f"{platform.machine()}, {time.strftime('%Y-%m-%d %H:%M')}", flush=True)  # fmt: skip
+    print(
+        f"python {platform.python_version()}, numpy {numpy.__version__}, {os.cpu_count()} cores, "
+        f"{platform.machine()}, {time.strftime('%Y-%m-%d %H:%M')}",
+        flush=True,
+    )
     root = Path(tempfile.mkdtemp(prefix="runner-bench-"))
     try:
         sweep_dir = figure_sweep(root) if 1 in figures else None

@@ -13,4 +13,4 @@ from objectives.two_layer_net import two_layer_net
 
 REGISTRY = {f.__name__: f for f in (quartic, shifted_quadratic, sin_cos, least_squares, two_layer_net)}
 
-__all__ = ["Objective", "REGISTRY", "least_squares", "quartic", "shifted_quadratic", "sin_cos", "two_layer_net"]
+__all__ = ["REGISTRY", "Objective", "least_squares", "quartic", "shifted_quadratic", "sin_cos", "two_layer_net"]

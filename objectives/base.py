@@ -8,8 +8,8 @@ whole grid of runs can be evaluated as one array computation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -106,8 +106,6 @@ def check_within(x0: np.ndarray, lower: np.ndarray, upper: np.ndarray, *, key: s
             f"x0[{i}]={x0[i]:g}",
             f"values within the bounds [{lower[i]:g}, {upper[i]:g}] for coordinate {i}",
         )
-
-
 
 
 def check_real(value, key: str, *, minimum: float = -np.inf) -> float:

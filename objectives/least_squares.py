@@ -16,8 +16,15 @@ from objectives.data import load_xy, minibatch_estimator
 from runner.errors import check_count
 
 
-def least_squares(m: int = 100, n: int = 10, noise: float = 0.1, data: str | None = None, target: str = "y",
-                  x0: StartingPoint = None, seed: int = 0) -> Objective:  # fmt: skip
+def least_squares(
+    m: int = 100,
+    n: int = 10,
+    noise: float = 0.1,
+    data: str | None = None,
+    target: str = "y",
+    x0: StartingPoint = None,
+    seed: int = 0,
+) -> Objective:
     """f(theta) = ||A theta - b||^2 on synthetic or user data (notes eq. 2.3).
 
     Args:

@@ -27,8 +27,16 @@ from objectives.data import load_xy, minibatch_estimator
 from runner.errors import check_count
 
 
-def two_layer_net(m: int = 200, n: int = 5, p: int = 16, noise: float = 0.1, data: str | None = None, target: str = "y",
-                  x0: StartingPoint = None, seed: int = 0) -> Objective:  # fmt: skip
+def two_layer_net(
+    m: int = 200,
+    n: int = 5,
+    p: int = 16,
+    noise: float = 0.1,
+    data: str | None = None,
+    target: str = "y",
+    x0: StartingPoint = None,
+    seed: int = 0,
+) -> Objective:
     """Squared loss of a one-hidden-layer ReLU net on synthetic or user data.
 
     Args:
@@ -80,7 +88,7 @@ def two_layer_net(m: int = 200, n: int = 5, p: int = 16, noise: float = 0.1, dat
         g_b1 = np.sum(dZ, axis=-2)
         g_W1 = np.swapaxes(dZ, -1, -2) @ X_s  # (..., p, n)
         lead = g_W1.shape[:-2]
-        g = np.concatenate([g_W1.reshape(lead + (p * n,)), g_b1, g_w2, g_b2[..., None]], axis=-1)
+        g = np.concatenate([g_W1.reshape((*lead, p * n)), g_b1, g_w2, g_b2[..., None]], axis=-1)
         return np.sum(r * r, axis=-1), g
 
     def value_and_grad(x):
@@ -107,7 +115,7 @@ def two_layer_net(m: int = 200, n: int = 5, p: int = 16, noise: float = 0.1, dat
 def _unpack(x: np.ndarray, n: int, p: int):
     """Views of W1 (..., p, n), b1 (..., p), w2 (..., p), b2 (...) in theta (..., dim)."""
     pn = p * n
-    W1 = x[..., :pn].reshape(x.shape[:-1] + (p, n))
+    W1 = x[..., :pn].reshape((*x.shape[:-1], p, n))
     return W1, x[..., pn : pn + p], x[..., pn + p : pn + 2 * p], x[..., pn + 2 * p]
 
 

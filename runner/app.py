@@ -17,8 +17,8 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.experimental.callback import Callback
 from hydra.errors import HydraException, InstantiationException, MissingConfigException
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -59,8 +59,12 @@ class SweepEnd(Callback):
         try:
             counts = finish_sweep(sweep_dir, figures=self.figures)
         except Exception as err:  # Hydra would only warn and exit 0: say it, and fail the command
-            print(f"error: the sweep's tables were not written ({type(err).__name__}: {err}); its runs are in "
-                  f"{sweep_dir}", file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"error: the sweep's tables were not written ({type(err).__name__}: {err}); its runs are in "
+                f"{sweep_dir}",
+                file=sys.stderr,
+                flush=True,
+            )
             sys.exit(EXIT_FAILED)
         if counts["failed"] or counts["interrupted"]:
             sys.exit(EXIT_FAILED)
@@ -165,7 +169,7 @@ def one_line(err: Exception) -> str:
         return str(err.__cause__)  # a plugin's own check of its settings (hydra.launcher.chunk_size=0)
     cause = err.__cause__
     if isinstance(cause, OmegaConfBaseException) and cause.full_key and cause.parent_node is not None:
-        keys = [k for k in cause.parent_node.keys() if not str(k).startswith("_") and k != "hydra"]
+        keys = [k for k in cause.parent_node if not str(k).startswith("_") and k != "hydra"]
         where = cause.full_key.rpartition(".")[0] or "the top level"
         return f"{cause.full_key}: not a key of {where}; its keys are {', '.join(map(str, keys))}"
     text = str(err)

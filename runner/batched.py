@@ -191,8 +191,10 @@ def minimize_batch(
             while True:
                 f, g = value_and_grad(x)
                 if np.shape(f) != (n_configs,) or np.shape(g) != x.shape:
-                    raise ValueError(f"objective {objective.name}: value_and_grad of x {x.shape} gave f "
-                                     f"{np.shape(f)}, gradient {np.shape(g)}; expected {(n_configs,)}, {x.shape}")
+                    raise ValueError(
+                        f"objective {objective.name}: value_and_grad of x {x.shape} gave f "
+                        f"{np.shape(f)}, gradient {np.shape(g)}; expected {(n_configs,)}, {x.shape}"
+                    )
                 gnorm = gradient_norm(objective, x, g)
                 if k == capacity:
                     F, GN, X, T = (_grown(a) for a in (F, GN, X, T))
@@ -208,8 +210,15 @@ def minimize_batch(
                 maybe &= active
                 if maybe.any():
                     for b in np.flatnonzero(maybe):
-                        stop = stop_reason(k, float(f[b]), float(f_prev[b]), float(gnorm[b]), tol=float(tol[b]),
-                                           grad_tol=float(grad_tol[b]), max_iter=int(max_iter[b]))  # fmt: skip
+                        stop = stop_reason(
+                            k,
+                            float(f[b]),
+                            float(f_prev[b]),
+                            float(gnorm[b]),
+                            tol=float(tol[b]),
+                            grad_tol=float(grad_tol[b]),
+                            max_iter=int(max_iter[b]),
+                        )
                         if stop is not None:
                             statuses[b], reasons[b], messages[b] = stop
                             active[b], last[b], wall[b] = False, k, T[k]
@@ -250,7 +259,7 @@ def minimize_batch(
 
 
 def _grown(a: np.ndarray) -> np.ndarray:
-    new = np.empty((2 * len(a),) + a.shape[1:], dtype=a.dtype)
+    new = np.empty((2 * len(a), *a.shape[1:]), dtype=a.dtype)
     new[: len(a)] = a
     return new
 
@@ -273,8 +282,10 @@ def group_key(cfg: dict, record_x: bool) -> str:
     objective = dict(cfg["objective"])
     x0 = objective.pop("x0", None)
     objective["x0"] = ["<list>", len(x0)] if isinstance(x0, list) else ["<value>", x0 is None]
-    optimizer = {k: (["<number>", len(v) if isinstance(v, list) else 0] if _numeric(v) else v)
-                 for k, v in cfg["optimizer"].items()}  # fmt: skip
+    optimizer = {
+        k: (["<number>", len(v) if isinstance(v, list) else 0] if _numeric(v) else v)
+        for k, v in cfg["optimizer"].items()
+    }
     return json.dumps([objective, optimizer, record_x], sort_keys=True, default=str)
 
 
@@ -297,7 +308,7 @@ def _batched_node(nodes: list[dict]) -> dict:
             continue
         values = [n[key] for n in nodes]
         if isinstance(value, list):
-            columns = list(zip(*values))
+            columns = list(zip(*values, strict=False))
             node[key] = [np.array(c) if len(set(c)) > 1 else c[0] for c in columns]
         elif len(set(values)) > 1:
             node[key] = np.array(values)
@@ -387,7 +398,7 @@ def _buildable(jobs: Sequence[Job], members: list) -> list[tuple[list, object]]:
     nodes = [jobs[i].config["optimizer"] for i, _ in members]
     counts = [k for k, v in nodes[0].items() if _is_number(v) and all(isinstance(n[k], int) for n in nodes)]
     parts: dict[str, list] = {}
-    for member, node in zip(members, nodes):
+    for member, node in zip(members, nodes, strict=False):
         parts.setdefault(json.dumps([node[k] for k in counts]), []).append(member)
     if len(parts) == 1:
         return [p for member in members for p in _buildable(jobs, [member])]
@@ -409,8 +420,9 @@ def _cached_objective(cache: dict, node: dict):
 # ----------------------------------------------------------------------------- tables
 
 
-def _chunk_tables(jobs: Sequence[Job], ids: list[tuple[str, str]], group: _Group, result: BatchResult,
-                  started: float) -> tuple[pa.Table, pa.Table]:  # fmt: skip
+def _chunk_tables(
+    jobs: Sequence[Job], ids: list[tuple[str, str]], group: _Group, result: BatchResult, started: float
+) -> tuple[pa.Table, pa.Table]:
     """The chunk's runs-table rows and trace rows, runs in order and each run's rows in order."""
     n = len(jobs)
     run_ids = [uuid.uuid4().hex[:12] for _ in range(n)]
@@ -419,7 +431,7 @@ def _chunk_tables(jobs: Sequence[Job], ids: list[tuple[str, str]], group: _Group
     f_star = group.objective.f_star
     config_cols = [config_columns(job.config) for job in jobs]
     records = []
-    for b, (job, (config_hash, config_id)) in enumerate(zip(jobs, ids)):
+    for b, (job, (config_hash, config_id)) in enumerate(zip(jobs, ids, strict=False)):
         f = float(f_final[b])
         iterations = int(result.iterations[b])
         summary = summary_record(
@@ -463,8 +475,10 @@ def _chunk_tables(jobs: Sequence[Job], ids: list[tuple[str, str]], group: _Group
     columns["ngev"] = iteration if result.minibatch else nfev
     arrays = {name: pa.array(values) for name, values in columns.items()}
     owner = pa.array(owner.astype(np.int32))
-    constants = [{"run_id": run_id, "config_id": config_id, "f_star": f_star, **columns}
-                 for run_id, (_, config_id), columns in zip(run_ids, ids, config_cols)]
+    constants = [
+        {"run_id": run_id, "config_id": config_id, "f_star": f_star, **columns}
+        for run_id, (_, config_id), columns in zip(run_ids, ids, config_cols, strict=False)
+    ]
     names = list(dict.fromkeys(name for row in constants for name in row))
     for name in names:
         values = [row.get(name) for row in constants]
@@ -500,7 +514,9 @@ def _repeat(values: pa.Array, owner: pa.Array) -> pa.Array:
 
 
 def _run_alone(sweep_dir: Path):
-    def fallback(job: Job) -> dict:
+    """The default fallback: job i runs by itself into its own folder, ``sweep_dir/<job.name>``."""
+
+    def fallback(i: int, job: Job) -> dict:
         return run(job.config, sweep_dir / job.name)
 
     return fallback
@@ -534,11 +550,12 @@ def run_jobs(
     check_count(chunk_size, "chunk_size")
     sweep_dir = Path(sweep_dir)
     if fallback is None:
-        run_alone = _run_alone(sweep_dir)
-        fallback = lambda i, job: run_alone(job)  # noqa: E731
+        fallback = _run_alone(sweep_dir)
     outcomes: list = [None] * len(jobs)
-    ids = {i: (job.config_hash, job.config_id) if job.config_id else config_ids(job.config, job.config)
-           for i, job in enumerate(jobs)}  # fmt: skip
+    ids = {
+        i: (job.config_hash, job.config_id) if job.config_id else config_ids(job.config, job.config)
+        for i, job in enumerate(jobs)
+    }
     finished, earlier_jobs = earlier_runs(sweep_dir) if resume else ({}, set())
     todo = []
     for i, job in enumerate(jobs):
@@ -574,8 +591,11 @@ def run_jobs(
                 flush()
             chunk_jobs = [jobs[i] for i in indices]
             settings = group.settings[members]
-            optimizer = group.optimizer if len(indices) == len(group.indices) else _batched_optimizer(
-                [j.config for j in chunk_jobs])  # fmt: skip
+            optimizer = (
+                group.optimizer
+                if len(indices) == len(group.indices)
+                else _batched_optimizer([j.config for j in chunk_jobs])
+            )
             started = time.time()
             try:
                 result = minimize_batch(
@@ -597,8 +617,13 @@ def run_jobs(
             pending += len(indices)
             f_final = result.f_final
             for b, i in enumerate(indices):
-                outcomes[i] = {"status": result.statuses[b], "message": result.messages[b], "f": float(f_final[b]),
-                               "job": jobs[i].name, "batched": True}  # fmt: skip
+                outcomes[i] = {
+                    "status": result.statuses[b],
+                    "message": result.messages[b],
+                    "f": float(f_final[b]),
+                    "job": jobs[i].name,
+                    "batched": True,
+                }
             if result.interrupted:
                 flush()
                 raise KeyboardInterrupt

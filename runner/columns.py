@@ -20,14 +20,29 @@ FLOAT_LIST = pa.list_(pa.float64())
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
 COLUMN_TYPES = {
     # trace rows
-    "iteration": pa.int64(), "f": pa.float64(), "grad_norm": pa.float64(), "time_s": pa.float64(),
-    "nfev": pa.int64(), "ngev": pa.int64(),
+    "iteration": pa.int64(),
+    "f": pa.float64(),
+    "grad_norm": pa.float64(),
+    "time_s": pa.float64(),
+    "nfev": pa.int64(),
+    "ngev": pa.int64(),
     # the run
-    "run_id": pa.string(), "config_hash": pa.string(), "config_id": pa.string(), "job": pa.string(),
-    "status": pa.string(), "stop_reason": pa.string(), "message": pa.string(), "error": pa.string(),
-    "traceback": pa.string(), "f_star": pa.float64(), "f_gap": pa.float64(), "iterations": pa.int64(),
-    "wall_time_s": pa.float64(), "started_at": UTC_TIMESTAMP, "config": pa.string(),
-}  # fmt: skip
+    "run_id": pa.string(),
+    "config_hash": pa.string(),
+    "config_id": pa.string(),
+    "job": pa.string(),
+    "status": pa.string(),
+    "stop_reason": pa.string(),
+    "message": pa.string(),
+    "error": pa.string(),
+    "traceback": pa.string(),
+    "f_star": pa.float64(),
+    "f_gap": pa.float64(),
+    "iterations": pa.int64(),
+    "wall_time_s": pa.float64(),
+    "started_at": UTC_TIMESTAMP,
+    "config": pa.string(),
+}
 
 
 def value_type(value) -> pa.DataType:

@@ -139,8 +139,10 @@ def config_types(cfg: dict) -> dict:
 
 
 def _config_fields(cfg: dict) -> dict:
-    fields = {"objective": (registry_name(cfg["objective"]), pa.string()),
-              "optimizer": (registry_name(cfg["optimizer"]), pa.string())}  # fmt: skip
+    fields = {
+        "objective": (registry_name(cfg["objective"]), pa.string()),
+        "optimizer": (registry_name(cfg["optimizer"]), pa.string()),
+    }
     for key, value in _leaves(cfg):
         if key not in ("objective._target_", "optimizer._target_", "optimizer.lr"):
             group, _, name = key.rpartition(".")
@@ -150,8 +152,14 @@ def _config_fields(cfg: dict) -> dict:
 
 
 # The top-level run settings' types, as check_settings reads them (conf/config.yaml declares them).
-SETTING_TYPES = {"lr": pa.float64(), "max_iter": pa.int64(), "tol": pa.float64(), "grad_tol": pa.float64(),
-                 "seed": pa.int64(), "trace.x": pa.bool_()}  # fmt: skip
+SETTING_TYPES = {
+    "lr": pa.float64(),
+    "max_iter": pa.int64(),
+    "tol": pa.float64(),
+    "grad_tol": pa.float64(),
+    "seed": pa.int64(),
+    "trace.x": pa.bool_(),
+}
 
 
 def factory_types(target) -> dict:

@@ -59,7 +59,9 @@ def minibatch_sampler(objective: Objective, optimizer: Optimizer, rng: np.random
         return None
     if objective.minibatch_value_and_grad is None:
         raise ConfigError(
-            "optimizer", optimizer.name, f"a full-gradient optimizer for objective {objective.name}, which has no samples"
+            "optimizer",
+            optimizer.name,
+            f"a full-gradient optimizer for objective {objective.name}, which has no samples",
         )
     if optimizer.batch_size > objective.n_samples:
         raise ConfigError(

@@ -19,8 +19,8 @@ Conventions shared by all of them:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -40,7 +40,7 @@ class Optimizer(NamedTuple):
     """
 
     init: Callable[[np.ndarray], Any]
-    update: Callable[[np.ndarray, Any, np.ndarray], "tuple[np.ndarray, Any]"]
+    update: Callable[[np.ndarray, Any, np.ndarray], tuple[np.ndarray, Any]]
     name: str
     hyperparams: dict
     batch_size: int | None = None
@@ -175,8 +175,10 @@ def _sgd_rule(lr, momentum, dampening, weight_decay, nesterov):
         d   = g + momentum * b_t  if nesterov  else  b_t               (d = g when momentum = 0)
         x  <- x - lr * d
     """
-    lr_v, momentum_v, dampening_v = _lr(lr), _unit_interval(momentum, "optimizer.momentum"), _number(
-        dampening, "optimizer.dampening"
+    lr_v, momentum_v, dampening_v = (
+        _lr(lr),
+        _unit_interval(momentum, "optimizer.momentum"),
+        _number(dampening, "optimizer.dampening"),
     )
     weight_decay_v = _weight_decay(weight_decay)
     nesterov = _flag(nesterov, "optimizer.nesterov")
@@ -199,10 +201,8 @@ def _sgd_rule(lr, momentum, dampening, weight_decay, nesterov):
             # Plain gradient descent keeps no state, so the state passes through unchanged:
             # this is the hot path of every gd run.
             return x - lr_c * g, state
-        if state.momentum_buffer is None:
-            buf = g
-        else:
-            buf = mom_c * state.momentum_buffer + (1 - damp_c) * g
+        # torch.optim.SGD: the buffer starts as the first gradient, undamped
+        buf = g if state.momentum_buffer is None else mom_c * state.momentum_buffer + (1 - damp_c) * g
         direction = g + mom_c * buf if nesterov else buf
         return x - lr_c * direction, SGDState(buf)
 
@@ -295,8 +295,14 @@ _nesterov_stable_lr.formula = lambda momentum=None, weight_decay=0.0: (
 nesterov.stable_lr = _nesterov_stable_lr
 
 
-def sgd(lr: float = 1e-3, batch_size: int = 32, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0,
-        nesterov: bool = False) -> Optimizer:  # fmt: skip
+def sgd(
+    lr: float = 1e-3,
+    batch_size: int = 32,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    weight_decay: float = 0.0,
+    nesterov: bool = False,
+) -> Optimizer:
     """torch.optim.SGD on minibatch gradients of ``batch_size`` samples (notes eq. 2.10).
 
     The update rule is the SGD family's above; the loop feeds it an unbiased
@@ -305,7 +311,12 @@ def sgd(lr: float = 1e-3, batch_size: int = 32, momentum: float = 0.0, dampening
     batch_size = _batch_size(batch_size)
     rule = _sgd_rule(lr, momentum, dampening, weight_decay, nesterov)
     hyper = _hyperparams(
-        lr=lr, batch_size=batch_size, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov
+        lr=lr,
+        batch_size=batch_size,
+        momentum=momentum,
+        dampening=dampening,
+        weight_decay=weight_decay,
+        nesterov=nesterov,
     )
     return Optimizer(*rule, "sgd", hyper, batch_size)
 
@@ -313,8 +324,13 @@ def sgd(lr: float = 1e-3, batch_size: int = 32, momentum: float = 0.0, dampening
 # ----------------------------------------------------------------------------- adaptive
 
 
-def adagrad(lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
-            eps: float = 1e-10) -> Optimizer:  # fmt: skip
+def adagrad(
+    lr: float = 1e-2,
+    lr_decay: float = 0.0,
+    weight_decay: float = 0.0,
+    initial_accumulator_value: float = 0.0,
+    eps: float = 1e-10,
+) -> Optimizer:
     """torch.optim.Adagrad.
 
     With ``g = grad + weight_decay * x`` and t the step (1-based)::
@@ -341,13 +357,23 @@ def adagrad(lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0, 
         return x - clr * (g / (np.sqrt(total) + eps_c)), AdagradState(state.step + 1, total)
 
     hyper = _hyperparams(
-        lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, initial_accumulator_value=initial_accumulator_value, eps=eps
+        lr=lr,
+        lr_decay=lr_decay,
+        weight_decay=weight_decay,
+        initial_accumulator_value=initial_accumulator_value,
+        eps=eps,
     )
     return Optimizer(init, update, "adagrad", hyper)
 
 
-def rmsprop(lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
-            centered: bool = False) -> Optimizer:  # fmt: skip
+def rmsprop(
+    lr: float = 1e-2,
+    alpha: float = 0.99,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    centered: bool = False,
+) -> Optimizer:
     """torch.optim.RMSprop.
 
     With ``g = grad + weight_decay * x``::
@@ -392,8 +418,13 @@ def rmsprop(lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_dec
     return Optimizer(init, update, "rmsprop", hyper)
 
 
-def adam(lr: float = 1e-3, betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
-         amsgrad: bool = False) -> Optimizer:  # fmt: skip
+def adam(
+    lr: float = 1e-3,
+    betas: Sequence[float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    amsgrad: bool = False,
+) -> Optimizer:
     """torch.optim.Adam.
 
     With ``g = grad + weight_decay * x`` and t the step (1-based)::
@@ -433,7 +464,9 @@ def adam(lr: float = 1e-3, betas: Sequence[float] = (0.9, 0.999), eps: float = 1
         step_size = lr_c / bias_correction1
         return x - step_size * (exp_avg / denom), AdamState(step, exp_avg, exp_avg_sq, max_exp_avg_sq)
 
-    hyper = _hyperparams(lr=lr, betas=[_hyperparams(b=b)["b"] for b in betas], eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+    hyper = _hyperparams(
+        lr=lr, betas=[_hyperparams(b=b)["b"] for b in betas], eps=eps, weight_decay=weight_decay, amsgrad=amsgrad
+    )
     return Optimizer(init, update, "adam", hyper)
 
 
@@ -443,7 +476,7 @@ def adam(lr: float = 1e-3, betas: Sequence[float] = (0.9, 0.999), eps: float = 1
 # A factory whose stability on quadratics is known carries ``stable_lr(L, **hyperparams)``: the
 # largest stable lr for a Hessian whose largest eigenvalue is L, its hyperparameters named as the
 # factory's (lr aside; momentum may be an array, one limit each), or None where it has no bound;
-# ``stable_lr.formula(**hyperparams)`` writes the rule out (``"2(1 + momentum)/L"``). The adaptive ones (and sgd, whose steps are
-# noisy) carry none: their step depends on the gradients seen, not on lr and L alone.
+# ``stable_lr.formula(**hyperparams)`` writes the rule out (``"2(1 + momentum)/L"``). The adaptive
+# ones (and sgd, whose steps are noisy) carry none: their step depends on the gradients seen, not
+# on lr and L alone.
 OPTIMIZERS = {f.__name__: f for f in (gd, momentum, nesterov, sgd, adagrad, rmsprop, adam)}
-

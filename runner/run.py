@@ -6,6 +6,7 @@ it takes a plain mapping (or an OmegaConf config) and never imports Hydra.
 
 from __future__ import annotations
 
+import functools
 import time
 import traceback
 import uuid
@@ -46,9 +47,13 @@ def run(cfg, output_dir: str | Path, *, progress=None, resume: bool = True) -> d
         return {**done, "skipped": True}
     output_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    identity = {"run_id": uuid.uuid4().hex[:12], "config_hash": config_hash, "config_id": config_id,
-                "objective": registry_name(cfg.get("objective") or {}),
-                "optimizer": registry_name(cfg.get("optimizer") or {})}  # fmt: skip
+    identity = {
+        "run_id": uuid.uuid4().hex[:12],
+        "config_hash": config_hash,
+        "config_id": config_id,
+        "objective": registry_name(cfg.get("objective") or {}),
+        "optimizer": registry_name(cfg.get("optimizer") or {}),
+    }
     try:
         settings = check_config(cfg)
         objective = build(cfg["objective"], "objective")
@@ -57,9 +62,10 @@ def run(cfg, output_dir: str | Path, *, progress=None, resume: bool = True) -> d
         drive = getattr(optimizer, "drive", None)
         if drive is None:
             if not isinstance(optimizer, Optimizer):
-                raise ConfigError("optimizer._target_", cfg["optimizer"].get("_target_"),
-                                  "a factory returning an Optimizer")  # fmt: skip
-            drive = lambda objective, **kwargs: minimize(objective, optimizer, **kwargs)  # noqa: E731
+                raise ConfigError(
+                    "optimizer._target_", cfg["optimizer"].get("_target_"), "a factory returning an Optimizer"
+                )
+            drive = functools.partial(minimize, optimizer=optimizer)
         result = drive(
             objective,
             max_iter=settings["max_iter"],
@@ -69,9 +75,12 @@ def run(cfg, output_dir: str | Path, *, progress=None, resume: bool = True) -> d
             rng=run_rng(settings["seed"]),
             progress=progress,
         )
-        write_trace(output_dir / TRACE_FILE, result, {"run_id": identity["run_id"], "config_id": config_id,
-                                                      "f_star": objective.f_star, **config_columns(cfg)},
-                    config_types(cfg))  # fmt: skip
+        write_trace(
+            output_dir / TRACE_FILE,
+            result,
+            {"run_id": identity["run_id"], "config_id": config_id, "f_star": objective.f_star, **config_columns(cfg)},
+            config_types(cfg),
+        )
         summary = summary_record(
             **identity,
             status=result.status,
@@ -93,10 +102,15 @@ def run(cfg, output_dir: str | Path, *, progress=None, resume: bool = True) -> d
         summary = summary_record(**identity, status="failed", stop_reason="error", message=str(err), error=str(err))
     except Exception as err:  # a crashing objective or optimizer is recorded, not lost
         error = f"{type(err).__name__}: {err}"
-        summary = summary_record(**identity, status="failed", stop_reason="error", message=error, error=error,
-                                 traceback=traceback.format_exc())  # fmt: skip
-    summary.update(started_at=utc_iso(started), config=cfg,
-                   versions=package_versions(), output_dir=str(output_dir))  # fmt: skip
+        summary = summary_record(
+            **identity,
+            status="failed",
+            stop_reason="error",
+            message=error,
+            error=error,
+            traceback=traceback.format_exc(),
+        )
+    summary.update(started_at=utc_iso(started), config=cfg, versions=package_versions(), output_dir=str(output_dir))
     summary.setdefault("wall_time_s", time.time() - started)
     write_summary(output_dir / SUMMARY_FILE, summary)
     return summary

@@ -44,27 +44,72 @@ if TYPE_CHECKING:
     from objectives.base import Objective
 
 METHODS = (
-    "Nelder-Mead", "Powell", "CG", "BFGS", "Newton-CG", "L-BFGS-B", "TNC", "COBYLA",
-    "COBYQA", "SLSQP", "trust-constr", "dogleg", "trust-ncg", "trust-exact", "trust-krylov",
-)  # fmt: skip
+    "Nelder-Mead",
+    "Powell",
+    "CG",
+    "BFGS",
+    "Newton-CG",
+    "L-BFGS-B",
+    "TNC",
+    "COBYLA",
+    "COBYQA",
+    "SLSQP",
+    "trust-constr",
+    "dogleg",
+    "trust-ncg",
+    "trust-exact",
+    "trust-krylov",
+)
 _CANONICAL = {m.lower(): m for m in METHODS}
-USES_GRADIENT = {"CG", "BFGS", "Newton-CG", "L-BFGS-B", "TNC", "SLSQP", "trust-constr",
-                 "dogleg", "trust-ncg", "trust-exact", "trust-krylov"}  # fmt: skip
+USES_GRADIENT = {
+    "CG",
+    "BFGS",
+    "Newton-CG",
+    "L-BFGS-B",
+    "TNC",
+    "SLSQP",
+    "trust-constr",
+    "dogleg",
+    "trust-ncg",
+    "trust-exact",
+    "trust-krylov",
+}
 NEEDS_HESSIAN = {"dogleg", "trust-ncg", "trust-exact", "trust-krylov"}
 TAKES_BOUNDS = {"Nelder-Mead", "Powell", "L-BFGS-B", "TNC", "COBYLA", "COBYQA", "SLSQP", "trust-constr"}
 # The methods whose options have a gradient tolerance, gtol: where grad_tol goes.
-GRADIENT_TOLERANCE = {"CG", "BFGS", "L-BFGS-B", "TNC", "trust-constr", "dogleg", "trust-ncg", "trust-exact",
-                      "trust-krylov"}  # fmt: skip
+GRADIENT_TOLERANCE = {
+    "CG",
+    "BFGS",
+    "L-BFGS-B",
+    "TNC",
+    "trust-constr",
+    "dogleg",
+    "trust-ncg",
+    "trust-exact",
+    "trust-krylov",
+}
 # The option bounding the iterations where it is not maxiter: TNC has only a budget of evaluations.
 ITERATION_LIMIT = {"TNC": "maxfun"}
 # The result.status values by which each method says it reached an iteration or evaluation limit
 # (scipy's codes; TNC's MAXFUN is 3, COBYLA's MAXFUN_REACHED 3 and MAXTR_REACHED 20, COBYQA's
 # MAX_EVAL_WARNING 5 and MAX_ITER_WARNING 6, SLSQP's "Iteration limit reached" 9, trust-constr's 0).
 LIMIT_STATUSES = {
-    "Nelder-Mead": {1, 2}, "Powell": {1, 2}, "CG": {1}, "BFGS": {1}, "Newton-CG": {1}, "L-BFGS-B": {1},
-    "TNC": {3}, "COBYLA": {3, 20}, "COBYQA": {5, 6}, "SLSQP": {9}, "trust-constr": {0}, "dogleg": {1},
-    "trust-ncg": {1}, "trust-exact": {1}, "trust-krylov": {1},
-}  # fmt: skip
+    "Nelder-Mead": {1, 2},
+    "Powell": {1, 2},
+    "CG": {1},
+    "BFGS": {1},
+    "Newton-CG": {1},
+    "L-BFGS-B": {1},
+    "TNC": {3},
+    "COBYLA": {3, 20},
+    "COBYQA": {5, 6},
+    "SLSQP": {9},
+    "trust-constr": {0},
+    "dogleg": {1},
+    "trust-ncg": {1},
+    "trust-exact": {1},
+    "trust-krylov": {1},
+}
 
 
 class ScipyMethod(NamedTuple):
@@ -189,11 +234,15 @@ def minimize_scipy(
     if grad_tol > 0:
         if method not in GRADIENT_TOLERANCE:
             with_one = ", ".join(sorted(GRADIENT_TOLERANCE))
-            raise ConfigError("grad_tol", grad_tol, f"0 for optimizer.method={method}, which has no gradient "
-                              f"tolerance (methods with one: {with_one})")  # fmt: skip
+            raise ConfigError(
+                "grad_tol",
+                grad_tol,
+                f"0 for optimizer.method={method}, which has no gradient tolerance (methods with one: {with_one})",
+            )
         if "gtol" in solver.options:
-            raise ConfigError("optimizer.options.gtol", solver.options["gtol"],
-                              f"no gtol beside grad_tol={grad_tol:g}, which sets it")  # fmt: skip
+            raise ConfigError(
+                "optimizer.options.gtol", solver.options["gtol"], f"no gtol beside grad_tol={grad_tol:g}, which sets it"
+            )
         options["gtol"] = grad_tol
     evaluations = _Evaluations(objective, method in USES_GRADIENT)
     recorder = TraceRecorder(objective.dim, coords=traced_coordinates(objective.dim, record_x))
@@ -219,8 +268,13 @@ def minimize_scipy(
         record(np.asarray(x, dtype=float), counted=False)
 
     details: dict = {"method": method}
-    kwargs = {"method": method, "jac": method in USES_GRADIENT, "callback": callback, "tol": tol if tol > 0 else None,
-              "options": options}  # fmt: skip
+    kwargs = {
+        "method": method,
+        "jac": method in USES_GRADIENT,
+        "callback": callback,
+        "tol": tol if tol > 0 else None,
+        "options": options,
+    }
     if method in TAKES_BOUNDS and objective.has_bounds:
         kwargs["bounds"] = optimize.Bounds(objective.lower, objective.upper)
     if method in NEEDS_HESSIAN:
@@ -239,8 +293,12 @@ def minimize_scipy(
             stop = Stop("interrupted", "interrupted", f"interrupted after iteration {recorder.size - 1}")
         else:
             nit = result.get("nit")
-            details.update(nit=None if nit is None else int(nit), status=int(result.status),
-                           success=bool(result.success), message=str(result.message))  # fmt: skip
+            details.update(
+                nit=None if nit is None else int(nit),
+                status=int(result.status),
+                success=bool(result.success),
+                message=str(result.message),
+            )
             if not np.array_equal(result.x, last["x"]):
                 record(np.asarray(result.x, dtype=float), counted=False)  # a final point no callback reported
             stop = scipy_stop(result, method, last["f"] + last["gnorm"])

@@ -183,8 +183,12 @@ def write_part(sweep_dir: Path, name: str, runs: list[pa.Table], traces: list[pa
     # of the writing time, and neither collect() nor a table of one row group uses them.
     constants = [f.name for f in trace_table.schema if pa.types.is_dictionary(f.type)]
     # Traces first: a runs part is only there once its traces are.
-    atomic_write(parts / f"{name}.{TRACES_FILE}", lambda tmp: pq.write_table(
-        trace_table, tmp, store_schema=False, use_dictionary=constants, write_statistics=False))  # fmt: skip
+    atomic_write(
+        parts / f"{name}.{TRACES_FILE}",
+        lambda tmp: pq.write_table(
+            trace_table, tmp, store_schema=False, use_dictionary=constants, write_statistics=False
+        ),
+    )
     atomic_write(parts / f"{name}.{RUNS_FILE}", lambda tmp: pq.write_table(runs_table, tmp))
 
 

@@ -87,8 +87,12 @@ def runs_table(records: list[dict], types: dict[str, pa.DataType], *, coerced: b
     lacks it. A key without a type is typed by its values (:func:`runner.columns.typed_array`).
     ``coerced``: every value is of ``types`` already (the rows of runs of one config schema)."""
     keys = dict.fromkeys(key for record in records for key in record)
-    return pa.table({key: typed_array([record.get(key) for record in records], types.get(key),
-                                      coerced=coerced and key in types) for key in keys})  # fmt: skip
+    return pa.table(
+        {
+            key: typed_array([record.get(key) for record in records], types.get(key), coerced=coerced and key in types)
+            for key in keys
+        }
+    )
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table | None:
@@ -248,8 +252,9 @@ def _write_traces(path: Path, sources: list[_TraceSource]) -> None:
     # The columns of every source, in order of appearance; "permissive" as in _concat.
     schemas = [source.schema() for source in sources]
     text = _clashes(schemas)
-    schema = pa.unify_schemas([pa.schema([f.with_type(text.get(f.name, f.type)) for f in s]) for s in schemas],
-                              promote_options="permissive")  # fmt: skip
+    schema = pa.unify_schemas(
+        [pa.schema([f.with_type(text.get(f.name, f.type)) for f in s]) for s in schemas], promote_options="permissive"
+    )
 
     def row_groups():
         pending, rows = [], 0

@@ -67,7 +67,7 @@ class TraceRecorder:
         """Double the capacity, keeping the rows so far; return the new :meth:`columns`."""
         for name in ("f", "grad_norm", "nfev", "ngev", "time_s", "x"):
             old = getattr(self, name)
-            new = np.empty((2 * len(old),) + old.shape[1:], dtype=old.dtype)
+            new = np.empty((2 * len(old), *old.shape[1:]), dtype=old.dtype)
             new[: len(old)] = old
             setattr(self, name, new)
         return self.columns()
@@ -129,18 +129,49 @@ class RunResult:
     details: dict = field(default_factory=dict)
 
 
-def summary_record(*, run_id: str, config_hash: str, config_id: str, objective: str, optimizer: str, status: str,
-                   stop_reason: str, message: str, error: str | None = None, traceback: str | None = None,
-                   f: float | None = None, f_star: float | None = None, iterations: int | None = None,
-                   nfev: int | None = None, ngev: int | None = None, wall_time_s: float | None = None,
-                   **extra) -> dict:  # fmt: skip
+def summary_record(
+    *,
+    run_id: str,
+    config_hash: str,
+    config_id: str,
+    objective: str,
+    optimizer: str,
+    status: str,
+    stop_reason: str,
+    message: str,
+    error: str | None = None,
+    traceback: str | None = None,
+    f: float | None = None,
+    f_star: float | None = None,
+    iterations: int | None = None,
+    nfev: int | None = None,
+    ngev: int | None = None,
+    wall_time_s: float | None = None,
+    **extra,
+) -> dict:
     """A run's summary (``summary.json``, and the runs-table row built from it), for a run alone and a
     batched one alike: its identity, how it ended, and, for a run that has a result (``iterations``
     given), f, ``f_gap = f - f_star`` and the counts; then ``extra`` (config, started_at, ...)."""
-    record = {"run_id": run_id, "config_hash": config_hash, "config_id": config_id, "status": status,
-              "stop_reason": stop_reason, "message": message, "error": error, "traceback": traceback,
-              "objective": objective, "optimizer": optimizer}  # fmt: skip
+    record = {
+        "run_id": run_id,
+        "config_hash": config_hash,
+        "config_id": config_id,
+        "status": status,
+        "stop_reason": stop_reason,
+        "message": message,
+        "error": error,
+        "traceback": traceback,
+        "objective": objective,
+        "optimizer": optimizer,
+    }
     if iterations is not None:
-        record.update(f=f, f_star=f_star, f_gap=None if f_star is None else f - f_star, iterations=iterations,
-                      nfev=nfev, ngev=ngev, wall_time_s=wall_time_s)  # fmt: skip
+        record.update(
+            f=f,
+            f_star=f_star,
+            f_gap=None if f_star is None else f - f_star,
+            iterations=iterations,
+            nfev=nfev,
+            ngev=ngev,
+            wall_time_s=wall_time_s,
+        )
     return {**record, **extra}

@@ -81,8 +81,11 @@ REALS = Kind("a list of numbers", lambda v: isinstance(v, (list, tuple)) and all
 
 
 def reals(n: int) -> Kind:
-    return Kind(f"a list of {n} numbers",
-                lambda v: isinstance(v, (list, tuple)) and len(v) == n and all(map(is_real, v)), FLOAT_LIST)  # fmt: skip
+    return Kind(
+        f"a list of {n} numbers",
+        lambda v: isinstance(v, (list, tuple)) and len(v) == n and all(map(is_real, v)),
+        FLOAT_LIST,
+    )
 
 
 def one_of(options: list[Kind]) -> Kind:
@@ -183,8 +186,11 @@ def check_keys(node: Mapping, known, prefix: str = "") -> None:
     """Refuse a key not in ``known``, suggesting the closest known one (``max_iters`` -> ``max_iter``)."""
     for key, value in node.items():
         if key not in known:
-            raise ConfigError(f"{prefix}{key}", value, f"a known key{_suggest(key, known, prefix)} "
-                                                       f"(keys: {', '.join(known) or 'none'})")  # fmt: skip
+            raise ConfigError(
+                f"{prefix}{key}",
+                value,
+                f"a known key{_suggest(key, known, prefix)} (keys: {', '.join(known) or 'none'})",
+            )
 
 
 def _suggest(key, known, prefix: str) -> str:

@@ -30,31 +30,78 @@ TIMING = {"time_s", "wall_time_s", "started_at", "run_id"}
 OBJECTIVES = {
     "shifted_quadratic": {"_target_": "objectives.shifted_quadratic", "a": 2.0, "b": -3.0, "x0": None},
     "sin_cos": {"_target_": "objectives.sin_cos", "n": 6, "x0": None, "seed": 1},
-    "least_squares": {"_target_": "objectives.least_squares", "m": 40, "n": 3, "noise": 0.1, "data": None,
-                      "target": "y", "x0": None, "seed": 0},
-    "two_layer_net": {"_target_": "objectives.two_layer_net", "m": 30, "n": 2, "p": 3, "noise": 0.1, "data": None,
-                      "target": "y", "x0": None, "seed": 0},
-}  # fmt: skip
+    "least_squares": {
+        "_target_": "objectives.least_squares",
+        "m": 40,
+        "n": 3,
+        "noise": 0.1,
+        "data": None,
+        "target": "y",
+        "x0": None,
+        "seed": 0,
+    },
+    "two_layer_net": {
+        "_target_": "objectives.two_layer_net",
+        "m": 30,
+        "n": 2,
+        "p": 3,
+        "noise": 0.1,
+        "data": None,
+        "target": "y",
+        "x0": None,
+        "seed": 0,
+    },
+}
 OPTIMIZERS = {
     "gd": {"_target_": "runner.optimizers.gd", "weight_decay": 0.0},
     "momentum": {"_target_": "runner.optimizers.momentum", "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.0},
     "nesterov": {"_target_": "runner.optimizers.nesterov", "momentum": 0.9, "weight_decay": 0.0},
-    "sgd": {"_target_": "runner.optimizers.sgd", "batch_size": 8, "momentum": 0.0, "dampening": 0.0,
-            "weight_decay": 0.0, "nesterov": False},
-    "adagrad": {"_target_": "runner.optimizers.adagrad", "lr_decay": 0.0, "weight_decay": 0.0,
-                "initial_accumulator_value": 0.0, "eps": 1e-10},
-    "rmsprop": {"_target_": "runner.optimizers.rmsprop", "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0,
-                "momentum": 0.0, "centered": False},
-    "adam": {"_target_": "runner.optimizers.adam", "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0,
-             "amsgrad": False},
+    "sgd": {
+        "_target_": "runner.optimizers.sgd",
+        "batch_size": 8,
+        "momentum": 0.0,
+        "dampening": 0.0,
+        "weight_decay": 0.0,
+        "nesterov": False,
+    },
+    "adagrad": {
+        "_target_": "runner.optimizers.adagrad",
+        "lr_decay": 0.0,
+        "weight_decay": 0.0,
+        "initial_accumulator_value": 0.0,
+        "eps": 1e-10,
+    },
+    "rmsprop": {
+        "_target_": "runner.optimizers.rmsprop",
+        "alpha": 0.99,
+        "eps": 1e-8,
+        "weight_decay": 0.0,
+        "momentum": 0.0,
+        "centered": False,
+    },
+    "adam": {
+        "_target_": "runner.optimizers.adam",
+        "betas": [0.9, 0.999],
+        "eps": 1e-8,
+        "weight_decay": 0.0,
+        "amsgrad": False,
+    },
     "scipy": {"_target_": "runner.scipy_driver.scipy", "method": None, "options": {}},
-}  # fmt: skip
+}
 
 
 def config(objective="shifted_quadratic", optimizer="momentum", **values) -> dict:
     """A resolved config as Hydra composes it; ``values`` by override key (``optimizer.momentum=0.5``)."""
-    cfg = {"objective": copy.deepcopy(OBJECTIVES[objective]), "optimizer": copy.deepcopy(OPTIMIZERS[optimizer]),
-           "lr": 0.1, "max_iter": 200, "tol": 1e-9, "grad_tol": 0.0, "seed": 0, "trace": {"x": True}}  # fmt: skip
+    cfg = {
+        "objective": copy.deepcopy(OBJECTIVES[objective]),
+        "optimizer": copy.deepcopy(OPTIMIZERS[optimizer]),
+        "lr": 0.1,
+        "max_iter": 200,
+        "tol": 1e-9,
+        "grad_tol": 0.0,
+        "seed": 0,
+        "trace": {"x": True},
+    }
     if optimizer == "scipy":
         cfg["lr"] = None
     for key, value in values.items():
@@ -101,24 +148,38 @@ def assert_same_sweep(batched_dir: Path, alone_dir: Path, *, ignore=TIMING, mixe
 
 GRIDS = {
     # converge, hit max_iter and diverge (lr > 2(1 + momentum)/L) at different iterations
-    "momentum": [config(lr=lr, max_iter=400, **{"optimizer.momentum": m})
-                 for lr in (0.5, 4.0, 12.0, 40.0, 100.0) for m in (0, 0.5, 0.9)],
-    "gd_x0_and_stopping": [config(optimizer="gd", lr=1.0, max_iter=50), config(optimizer="gd", lr=3.0, tol=0.0),
-                           config(optimizer="gd", lr=2.0, tol=0.0, grad_tol=1e-5),
-                           config(optimizer="gd", lr=2.0, **{"objective.x0": [-3.0, 1.5]}),
-                           config(optimizer="gd", lr=2.0, max_iter=0), config(optimizer="gd", lr=10.0, tol=0.0)],
-    "nesterov_bounded": [config("sin_cos", "nesterov", lr=lr, **{"optimizer.momentum": m})
-                         for lr in (0.01, 0.2, 3.0) for m in (0.5, 0.9)],
-    "adam": [config("sin_cos", "adam", lr=lr, **{"optimizer.betas": [b1, 0.999]})
-             for lr in (0.01, 0.3) for b1 in (0.0, 0.9)],
-    "rmsprop_adagrad": [config("sin_cos", "rmsprop", lr=lr, **{"optimizer.alpha": a}) for lr in (0.01, 0.1)
-                        for a in (0.9, 0.99)] + [config("sin_cos", "adagrad", lr=lr) for lr in (0.05, 0.5)],
+    "momentum": [
+        config(lr=lr, max_iter=400, **{"optimizer.momentum": m})
+        for lr in (0.5, 4.0, 12.0, 40.0, 100.0)
+        for m in (0, 0.5, 0.9)
+    ],
+    "gd_x0_and_stopping": [
+        config(optimizer="gd", lr=1.0, max_iter=50),
+        config(optimizer="gd", lr=3.0, tol=0.0),
+        config(optimizer="gd", lr=2.0, tol=0.0, grad_tol=1e-5),
+        config(optimizer="gd", lr=2.0, **{"objective.x0": [-3.0, 1.5]}),
+        config(optimizer="gd", lr=2.0, max_iter=0),
+        config(optimizer="gd", lr=10.0, tol=0.0),
+    ],
+    "nesterov_bounded": [
+        config("sin_cos", "nesterov", lr=lr, **{"optimizer.momentum": m}) for lr in (0.01, 0.2, 3.0) for m in (0.5, 0.9)
+    ],
+    "adam": [
+        config("sin_cos", "adam", lr=lr, **{"optimizer.betas": [b1, 0.999]}) for lr in (0.01, 0.3) for b1 in (0.0, 0.9)
+    ],
+    "rmsprop_adagrad": [
+        config("sin_cos", "rmsprop", lr=lr, **{"optimizer.alpha": a}) for lr in (0.01, 0.1) for a in (0.9, 0.99)
+    ]
+    + [config("sin_cos", "adagrad", lr=lr) for lr in (0.05, 0.5)],
     # minibatches: the seed draws them; objective.seed pinned keeps the data shared
-    "sgd": [config("least_squares", "sgd", lr=lr, seed=seed, **{"optimizer.momentum": m}, max_iter=60)
-            for lr in (1e-3, 5e-3) for seed in (0, 1, 2) for m in (0.0, 0.5)]
-           + [config("two_layer_net", "sgd", lr=1e-3, seed=s, max_iter=40, **{"optimizer.batch_size": 4})
-              for s in (0, 3)],
-}  # fmt: skip
+    "sgd": [
+        config("least_squares", "sgd", lr=lr, seed=seed, **{"optimizer.momentum": m}, max_iter=60)
+        for lr in (1e-3, 5e-3)
+        for seed in (0, 1, 2)
+        for m in (0.0, 0.5)
+    ]
+    + [config("two_layer_net", "sgd", lr=1e-3, seed=s, max_iter=40, **{"optimizer.batch_size": 4}) for s in (0, 3)],
+}
 
 
 @pytest.mark.parametrize("grid", list(GRIDS))
@@ -143,13 +204,13 @@ def test_a_sweep_of_one_chunk_takes_its_files_as_the_tables(tmp_path, monkeypatc
     sweep.write_tables(tmp_path)
     assert (tmp_path / "traces.parquet").read_bytes() != part.read_bytes()
     encoded = runner.load(tmp_path), runner.load_runs(tmp_path)
-    for a, b in zip(copied, encoded):
+    for a, b in zip(copied, encoded, strict=False):
         pd.testing.assert_frame_equal(a, b, check_exact=True)
     pd.testing.assert_frame_equal(returned, encoded[1], check_exact=True)
 
 
 def test_a_sweep_with_runs_beside_its_one_chunk_encodes_the_tables(tmp_path):
-    jobs = jobs_of(GRIDS["momentum"][:4] + [config(optimizer="scipy", **{"optimizer.method": "BFGS"})])
+    jobs = jobs_of([*GRIDS["momentum"][:4], config(optimizer="scipy", **{"optimizer.method": "BFGS"})])
     run_jobs(jobs, tmp_path)  # four batched, the scipy job in its own folder
     write_tables(tmp_path)
     assert sorted(runner.load(tmp_path)["job"].unique()) == [job.name for job in jobs]
@@ -168,13 +229,13 @@ def test_a_grid_stops_each_config_by_its_own_rule(tmp_path):
 
 def test_minimize_batch_traces_equal_minimize_row_by_row():
     from objectives import shifted_quadratic
-
     from runner.optimizers import momentum
 
     lrs, moms = np.array([0.5, 2.0, 30.0]), np.array([0.0, 0.9, 0.5])
     objective = shifted_quadratic()
-    result = minimize_batch(objective, momentum(lr=lrs, momentum=moms), np.tile(objective.x0, (3, 1)),
-                            max_iter=[100, 300, 300], tol=1e-10)  # fmt: skip
+    result = minimize_batch(
+        objective, momentum(lr=lrs, momentum=moms), np.tile(objective.x0, (3, 1)), max_iter=[100, 300, 300], tol=1e-10
+    )
     for b in range(3):
         alone = minimize(objective, momentum(lr=lrs[b], momentum=moms[b]), max_iter=[100, 300, 300][b], tol=1e-10)
         last = result.iterations[b]
@@ -203,11 +264,14 @@ def test_batch_samplers_draw_what_each_epoch_sampler_draws():
 
 
 def test_scipy_and_failing_configs_run_alone_in_the_same_sweep(tmp_path):
-    configs = [config(lr=0.5), config(lr=1.0, **{"optimizer.momentum": 0.5}),
-               config(optimizer="scipy", max_iter=50),
-               config(optimizer="scipy", max_iter=50, **{"optimizer.method": "CG"}),
-               config(lr=-1.0),  # a bad value: failed, with its message, as a lone run records it
-               config(optimizer="sgd", lr=0.1)]  # sgd on an objective without samples: failed  # fmt: skip
+    configs = [
+        config(lr=0.5),
+        config(lr=1.0, **{"optimizer.momentum": 0.5}),
+        config(optimizer="scipy", max_iter=50),
+        config(optimizer="scipy", max_iter=50, **{"optimizer.method": "CG"}),
+        config(lr=-1.0),  # a bad value: failed, with its message, as a lone run records it
+        config(optimizer="sgd", lr=0.1),
+    ]  # sgd on an objective without samples: failed
     jobs = jobs_of(configs)
     outcomes = run_jobs(jobs, tmp_path / "batched")
     per_job(jobs, tmp_path / "alone")
@@ -251,8 +315,11 @@ def test_a_large_grid_runs_in_chunks_of_at_most_chunk_size(tmp_path, monkeypatch
 
     monkeypatch.setattr(batched, "minimize_batch", counting_minimize)
     monkeypatch.setattr(batched, "write_part", counting_write)
-    configs = [config(lr=lr, max_iter=30, tol=0.0, **{"optimizer.momentum": m})
-               for lr in np.linspace(0.1, 3, 10).round(3).tolist() for m in (0.0, 0.3, 0.6, 0.9)]  # fmt: skip
+    configs = [
+        config(lr=lr, max_iter=30, tol=0.0, **{"optimizer.momentum": m})
+        for lr in np.linspace(0.1, 3, 10).round(3).tolist()
+        for m in (0.0, 0.3, 0.6, 0.9)
+    ]
     configs += [config("sin_cos", "adam", lr=0.01, max_iter=30, seed=s) for s in range(5)]  # other data: own groups
     run_jobs(jobs_of(configs), tmp_path, chunk_size=8)
     assert max(held) <= 8 and max(written) <= 8 and sum(written) == len(configs) == 45
@@ -273,8 +340,9 @@ def test_the_sweep_tables_are_written_a_file_at_a_time(tmp_path, monkeypatch):
 
     from runner import tables as sweep
 
-    configs = [config(lr=lr, max_iter=30, tol=0.0, **{"optimizer.momentum": m})
-               for lr in (0.5, 1, 2, 3) for m in (0.0, 0.5)]  # fmt: skip
+    configs = [
+        config(lr=lr, max_iter=30, tol=0.0, **{"optimizer.momentum": m}) for lr in (0.5, 1, 2, 3) for m in (0.0, 0.5)
+    ]
     configs += [config("sin_cos", "adam", lr=0.01, max_iter=30, seed=s) for s in range(3)]  # 50 x_i columns more
     configs += [config(optimizer="scipy", **{"optimizer.method": "BFGS"})]  # a job folder: status and job as constants
     run_jobs(jobs_of(configs), tmp_path, chunk_size=4)
@@ -320,14 +388,18 @@ def test_a_sweep_run_again_into_its_folder_resumes_it(tmp_path):
     (runs_part,) = (tmp_path / PARTS_DIR).glob("*.runs.parquet")
     # the run of lr=1.0 left unfinished, as Ctrl-C leaves it
     runs = pq.read_table(runs_part)
-    status = pa.array(["interrupted" if job == "job=001" else s for job, s in zip(runs["job"].to_pylist(),
-                                                                               runs["status"].to_pylist())])  # fmt: skip
+    status = pa.array(
+        [
+            "interrupted" if job == "job=001" else s
+            for job, s in zip(runs["job"].to_pylist(), runs["status"].to_pylist(), strict=False)
+        ]
+    )
     pq.write_table(runs.set_column(runs.column_names.index("status"), "status", status), runs_part)
     before = {p.name: p.read_bytes() for p in (tmp_path / PARTS_DIR).iterdir()}
     kept = collect(tmp_path)[0].to_pandas().set_index("job")
 
     # the same sweep with job=002's config changed, and one config more
-    again = first[:2] + [Job(config(lr=2.0, max_iter=20), "job=002"), Job(config(lr=3.0, max_iter=40), "job=003")]
+    again = [*first[:2], Job(config(lr=2.0, max_iter=20), "job=002"), Job(config(lr=3.0, max_iter=40), "job=003")]
     outcomes = run_jobs(again, tmp_path)
     assert [bool(o.get("skipped")) for o in outcomes] == [True, False, False, False]
     assert outcomes[0]["status"] == kept.loc["job=000", "status"] and outcomes[0]["f"] == kept.loc["job=000", "f"]
@@ -354,8 +426,13 @@ def test_a_sweep_run_again_into_its_folder_resumes_it(tmp_path):
 def test_cli_batched_sweeps_into_one_folder_add_up(tmp_path):
     out = tmp_path / "s"
     for grid, line in (("lr=0.1,0.2", "batched: 2 of 2 runs"), ("lr=0.2,0.3", "batched: 1 of 2 runs")):
-        done = cli("hydra/launcher=batched", grid, f"hydra.sweep.dir={out}", "hydra.callbacks.sweep_end.figures=false",
-                   cwd=tmp_path)  # fmt: skip
+        done = cli(
+            "hydra/launcher=batched",
+            grid,
+            f"hydra.sweep.dir={out}",
+            "hydra.callbacks.sweep_end.figures=false",
+            cwd=tmp_path,
+        )
         assert done.returncode == 0, done.stderr
         assert line in done.stdout
     assert "1 done already (skipped)" in done.stdout
@@ -386,8 +463,9 @@ def composer():
     compose = _plugin()
     setup_globals()
     loader = ConfigLoaderImpl(config_search_path=create_config_search_path(config_dir()))
-    master = loader.load_configuration("config", overrides=["hydra.sweep.dir=/tmp/unused", "hydra/launcher=batched"],
-                                       run_mode=RunMode.MULTIRUN)  # fmt: skip
+    master = loader.load_configuration(
+        "config", overrides=["hydra.sweep.dir=/tmp/unused", "hydra/launcher=batched"], run_mode=RunMode.MULTIRUN
+    )
     return compose.SweepComposer(loader, master)
 
 
@@ -423,31 +501,47 @@ def test_a_grid_applies_each_distinct_value_once(composer, monkeypatch):
     fresh = compose.SweepComposer(composer.loader, composer.master)
     calls = []
     apply = type(composer.loader)._apply_overrides_to_config
-    monkeypatch.setattr(type(composer.loader), "_apply_overrides_to_config",
-                        staticmethod(lambda overrides, cfg: calls.append(len(overrides)) or apply(overrides, cfg)))  # fmt: skip
-    grid = [["optimizer=momentum", f"lr={lr}", f"optimizer.momentum={m}"] for lr in (0.1, 0.2, 0.3, 0.4)
-            for m in (0, 0.5, 0.9)]  # fmt: skip
+    monkeypatch.setattr(
+        type(composer.loader),
+        "_apply_overrides_to_config",
+        staticmethod(lambda overrides, cfg: calls.append(len(overrides)) or apply(overrides, cfg)),
+    )
+    grid = [
+        ["optimizer=momentum", f"lr={lr}", f"optimizer.momentum={m}"]
+        for lr in (0.1, 0.2, 0.3, 0.4)
+        for m in (0, 0.5, 0.9)
+    ]
     for overrides in grid:
         fresh.check(overrides)
     jobs = [fresh.job(overrides, i) for i, overrides in enumerate(grid)]
     # One composition of the shape (Hydra applies its own overrides once), then the 4 + 3 distinct values.
     assert calls == [1] + [1] * 7
     assert [(j.resolved["lr"], j.resolved["optimizer"]["lr"], j.resolved["optimizer"]["momentum"]) for j in jobs] == [
-        (lr, lr, m) for lr in (0.1, 0.2, 0.3, 0.4) for m in (0, 0.5, 0.9)]  # fmt: skip
+        (lr, lr, m) for lr in (0.1, 0.2, 0.3, 0.4) for m in (0, 0.5, 0.9)
+    ]
 
 
 @pytest.mark.parametrize(
     "command, jobs, compositions",
     [
         # the master config holds the jobs' option choices: no composition of its own
-        (["optimizer=momentum", "lr=0.1,0.2", "optimizer.momentum=0,0.9", "tol=0"],
-         [["optimizer=momentum", f"lr={lr}", f"optimizer.momentum={m}", "tol=0"] for lr in (0.1, 0.2)
-          for m in (0, 0.9)], 0),
+        (
+            ["optimizer=momentum", "lr=0.1,0.2", "optimizer.momentum=0,0.9", "tol=0"],
+            [
+                ["optimizer=momentum", f"lr={lr}", f"optimizer.momentum={m}", "tol=0"]
+                for lr in (0.1, 0.2)
+                for m in (0, 0.9)
+            ],
+            0,
+        ),
         # a swept option: the master config has the default one, each option is composed once
-        (["optimizer=gd,momentum", "lr=0.1,0.2"],
-         [[f"optimizer={o}", f"lr={lr}"] for o in ("gd", "momentum") for lr in (0.1, 0.2)], 2),
+        (
+            ["optimizer=gd,momentum", "lr=0.1,0.2"],
+            [[f"optimizer={o}", f"lr={lr}"] for o in ("gd", "momentum") for lr in (0.1, 0.2)],
+            2,
+        ),
     ],
-)  # fmt: skip
+)
 def test_fast_composition_from_the_master_config(composer, monkeypatch, command, jobs, compositions):
     from hydra.types import RunMode
 
@@ -469,8 +563,8 @@ def test_fast_composition_with_a_custom_job_folder(composer):
 
     compose = _plugin()
     master = composer.loader.load_configuration(
-        "config", overrides=["hydra.sweep.subdir=run${hydra.job.num}_lr${lr}"],
-        run_mode=RunMode.MULTIRUN)  # fmt: skip
+        "config", overrides=["hydra.sweep.subdir=run${hydra.job.num}_lr${lr}"], run_mode=RunMode.MULTIRUN
+    )
     custom = compose.SweepComposer(composer.loader, master)
     for idx, overrides in enumerate([["lr=0.5", "seed=1"], ["lr=0.7", "seed=2"], ["lr=0.5", "optimizer=adam"]]):
         fast, exact = custom.job(overrides, idx), custom.exact(overrides, idx)
@@ -491,12 +585,15 @@ def test_fast_composition_raises_what_composition_raises(composer):
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "runner", "-m", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=180)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "runner", "-m", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=180
+    )
 
 
-@pytest.mark.parametrize("setting, allowed", [("hydra.launcher.chunk_size=0", "an integer >= 1"),
-                                              ("hydra.launcher.compose=slow", "fast or exact")])  # fmt: skip
+@pytest.mark.parametrize(
+    "setting, allowed",
+    [("hydra.launcher.chunk_size=0", "an integer >= 1"), ("hydra.launcher.compose=slow", "fast or exact")],
+)
 def test_a_bad_launcher_setting_is_one_line(tmp_path, setting, allowed):
     done = cli("hydra/launcher=batched", setting, "lr=0.1,0.2", f"hydra.sweep.dir={tmp_path / 's'}", cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.strip() == f"error: {setting}: expected {allowed}"
@@ -519,7 +616,8 @@ def test_cli_batched_launcher_equals_basic_launcher(tmp_path):
         columns = [c for c in a.columns if c not in TIMING]
         pd.testing.assert_frame_equal(a[columns], b[columns], check_exact=True)
     assert set(runner.load_runs(tmp_path / "batched")["job"]) == {
-        f"lr={lr}/optimizer.momentum={m}/optimizer=momentum" for lr in ("0.1", "0.2") for m in ("0", "0.5")}
+        f"lr={lr}/optimizer.momentum={m}/optimizer=momentum" for lr in ("0.1", "0.2") for m in ("0", "0.5")
+    }
 
 
 # ----------------------------------------------------------------------------- bad values
@@ -533,13 +631,15 @@ def test_bad_values_fail_alone_and_cost_no_other_job(tmp_path):
         "lr=[0.1]: expected a number": config(lr=[0.1]),
         "optimizer.momentum=[0.5]: expected a number": config(**{"optimizer.momentum": [0.5]}),
         "optimizer.momentum=True: expected a number": config(**{"optimizer.momentum": True}),
-        "objective.x0=[True, False]: expected a list of numbers, a number or null":
-            config(**{"objective.x0": [True, False]}),
+        "objective.x0=[True, False]: expected a list of numbers, a number or null": config(
+            **{"objective.x0": [True, False]}
+        ),
         "max_iters=5: expected a known key: did you mean max_iter? (keys: objective, optimizer, lr, max_iter, tol, "
         "grad_tol, seed, trace)": config(max_iters=5),
-        "optimizer.options=abc: expected a mapping (name: value) or null":
-            config(optimizer="scipy", **{"optimizer.options": "abc"}),
-    }  # fmt: skip
+        "optimizer.options=abc: expected a mapping (name: value) or null": config(
+            optimizer="scipy", **{"optimizer.options": "abc"}
+        ),
+    }
     jobs = jobs_of(good + list(bad.values()))
     outcomes = run_jobs(jobs, tmp_path / "batched")
     per_job(jobs, tmp_path / "alone")
@@ -558,7 +658,8 @@ def test_integers_past_int64_fail_before_any_work(tmp_path, monkeypatch):
     assert [o["error"] for o in outcomes[1:]] == [
         "max_iter=100000000000000000000: expected an integer >= 0 (an integer must fit int64)",
         "objective.a=100000000000000000000: expected a number (an integer must fit int64)",
-        "lr=100000000000000000000: expected a number (an integer must fit int64)"]  # fmt: skip
+        "lr=100000000000000000000: expected a number (an integer must fit int64)",
+    ]
     assert [o["traceback"] for o in outcomes[1:]] == [None] * 3
     assert not list(tmp_path.glob("job=00[123]/trace.parquet"))
     # The sweep's tables take every run, the refused values kept in each run's config text.
@@ -586,4 +687,5 @@ def test_cli_bad_values_in_a_sweep_give_the_same_statuses_under_both_launchers(t
     assert errors.isna().sum() == 2 and pd.isna(errors["lr=0.2/objective.x0=[8,9]"])
     assert errors["lr=[0.1]/objective.x0=[8,9]"] == "lr=[0.1]: expected a number"
     assert errors["lr=0.3/objective.x0=[True,False]"] == (
-        "objective.x0=[True, False]: expected a list of numbers, a number or null")  # fmt: skip
+        "objective.x0=[True, False]: expected a list of numbers, a number or null"
+    )

@@ -20,8 +20,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "runner", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "runner", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_the_end_line_names_the_folder_as_the_user_gave_it(tmp_path):
@@ -59,9 +60,16 @@ def test_cli_writes_trace_and_summary(tmp_path):
 
 
 def test_two_runs_in_the_same_second_get_their_own_folders(tmp_path):
-    procs = [subprocess.Popen([sys.executable, "-m", "runner", "max_iter=5"], cwd=tmp_path,
-                              env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE) for _ in range(2)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "runner", "max_iter=5"],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
     for proc in procs:
         assert proc.wait(timeout=120) == 0
     folders = sorted(p.parent for p in (tmp_path / "outputs").glob("*/*/summary.json"))
@@ -75,8 +83,10 @@ def test_two_runs_in_the_same_second_get_their_own_folders(tmp_path):
         (["lr=-0.1"], "lr=-0.1: expected a number > 0"),
         (["optimizer=scipy", "optimizer.method=Adamax"], "optimizer.method=Adamax: expected one of Nelder-Mead"),
         (["objective.x0=[1,2,3]"], "objective.x0=[1, 2, 3]: expected a list of 2 numbers (got 3)"),
-        (["max_iter=100000000000000000000"],
-         "max_iter=100000000000000000000: expected an integer >= 0 (an integer must fit int64)"),
+        (
+            ["max_iter=100000000000000000000"],
+            "max_iter=100000000000000000000: expected an integer >= 0 (an integer must fit int64)",
+        ),
         (["+max_iters=5"], "max_iters=5: expected a known key: did you mean max_iter? (keys: objective, optimizer"),
         (["optimizer=scipy", "optimizer.options=abc"], "optimizer.options=abc: expected a mapping (name: value)"),
     ],
@@ -95,7 +105,10 @@ def test_bad_input_exits_with_one_line(tmp_path, overrides, message):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("optimizer=adamw", "error: optimizer=adamw: expected one of adagrad, adam, gd, momentum, nesterov, rmsprop, scipy, sgd"),
+        (
+            "optimizer=adamw",
+            "error: optimizer=adamw: expected one of adagrad, adam, gd, momentum, nesterov, rmsprop, scipy, sgd",
+        ),
         ("optimizer.momentum=0.9", "error: optimizer.momentum: not a key of optimizer; its keys are lr, weight_decay"),
         ("lrr=0.1", "error: lrr: not a key of the top level; its keys are lr, max_iter, tol, grad_tol, seed, trace"),
     ],
@@ -118,12 +131,18 @@ BAD_INPUT = [
     (["optimizer=momentum", "optimizer.momentum=-0.5"], "optimizer.momentum=-0.5: expected a number in [0, 1)"),
     (["optimizer=adam", "optimizer.betas=[0.9,1.0]"], "optimizer.betas[1]=1.0: expected a number in [0, 1)"),
     (["objective.x0=[1]"], "objective.x0=[1]: expected a list of 2 numbers (got 1)"),
-    (["objective=sin_cos", "objective.n=12", "objective.x0=[2,0,0,0,0,0,0,0,0,0,0,0]"],
-     "objective.x0=x0[0]=2: expected values within the bounds [-inf, 1] for coordinate 0"),
-    (["objective=least_squares", "optimizer=sgd", "optimizer.batch_size=0"],
-     "optimizer.batch_size=0: expected an integer >= 1"),
-    (["objective=least_squares", "optimizer=sgd", "optimizer.batch_size=1000"],
-     "optimizer.batch_size=1000: expected an integer in [1, 100]"),
+    (
+        ["objective=sin_cos", "objective.n=12", "objective.x0=[2,0,0,0,0,0,0,0,0,0,0,0]"],
+        "objective.x0=x0[0]=2: expected values within the bounds [-inf, 1] for coordinate 0",
+    ),
+    (
+        ["objective=least_squares", "optimizer=sgd", "optimizer.batch_size=0"],
+        "optimizer.batch_size=0: expected an integer >= 1",
+    ),
+    (
+        ["objective=least_squares", "optimizer=sgd", "optimizer.batch_size=1000"],
+        "optimizer.batch_size=1000: expected an integer in [1, 100]",
+    ),
     (["optimizer=scipy", "optimizer.method=newton"], "optimizer.method=newton: expected one of"),
     (["optimizer=gd", "+optimizer.momentum=0.9"], "optimizer.momentum=0.9: expected a key gd takes: lr, weight_decay"),
     (["optimizer=scipy", "lr=0.1"], "lr=0.1: expected null: optimizer scipy takes no learning rate"),
@@ -150,21 +169,27 @@ def test_bad_input_is_a_failed_run_with_a_one_line_error(compose_cfg, tmp_path, 
 # Values that looked fine until the run (an overflow after the optimisation, a numpy TypeError, a
 # key silently ignored, true/false read as 1/0): each is refused before any work.
 BAD_VALUES = [
-    (["max_iter=100000000000000000000"],
-     "max_iter=100000000000000000000: expected an integer >= 0 (an integer must fit int64)"),
-    (["objective.a=100000000000000000000"],
-     "objective.a=100000000000000000000: expected a number (an integer must fit int64)"),
+    (
+        ["max_iter=100000000000000000000"],
+        "max_iter=100000000000000000000: expected an integer >= 0 (an integer must fit int64)",
+    ),
+    (
+        ["objective.a=100000000000000000000"],
+        "objective.a=100000000000000000000: expected a number (an integer must fit int64)",
+    ),
     (["lr=[0.1]"], "lr=[0.1]: expected a number"),
     (["optimizer=momentum", "optimizer.momentum=[0.5]"], "optimizer.momentum=[0.5]: expected a number"),
     (["optimizer=adam", "optimizer.betas=0.9"], "optimizer.betas=0.9: expected a list of 2 numbers"),
     (["optimizer=rmsprop", "optimizer.centered=1"], "optimizer.centered=1: expected true or false"),
     (["+foo=1"], "foo=1: expected a known key (keys: objective, optimizer, lr, max_iter, tol, grad_tol, seed, trace)"),
-    (["+max_iters=5"], "max_iters=5: expected a known key: did you mean max_iter? (keys: objective, optimizer, lr, "
-                       "max_iter, tol, grad_tol, seed, trace)"),
-    (["objective.x0=[true,false]"],
-     "objective.x0=[True, False]: expected a list of numbers, a number or null"),
+    (
+        ["+max_iters=5"],
+        "max_iters=5: expected a known key: did you mean max_iter? (keys: objective, optimizer, lr, "
+        "max_iter, tol, grad_tol, seed, trace)",
+    ),
+    (["objective.x0=[true,false]"], "objective.x0=[True, False]: expected a list of numbers, a number or null"),
     (["optimizer=scipy", "optimizer.options=abc"], "optimizer.options=abc: expected a mapping (name: value) or null"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("overrides, message", BAD_VALUES)
@@ -211,8 +236,14 @@ def test_user_data_file_runs(compose_cfg, tmp_path):
     a = rng.standard_normal((40, 3))
     frame = pd.DataFrame(a, columns=["u", "v", "w"]).assign(y=a @ [1.0, -2.0, 0.5])
     frame.to_csv(tmp_path / "my.csv", index=False)
-    cfg = compose_cfg("objective=least_squares", "optimizer=adam", "lr=0.05", f"objective.data={tmp_path / 'my.csv'}",
-                      "max_iter=3000", "tol=0")  # fmt: skip
+    cfg = compose_cfg(
+        "objective=least_squares",
+        "optimizer=adam",
+        "lr=0.05",
+        f"objective.data={tmp_path / 'my.csv'}",
+        "max_iter=3000",
+        "tol=0",
+    )
     summary = run(cfg, tmp_path / "out")
     assert summary["status"] == "max_iter"
     assert np.allclose(summary["x"], [1.0, -2.0, 0.5], atol=1e-3)
@@ -233,9 +264,24 @@ def test_an_objective_from_the_users_own_package_and_config_folder(tmp_path):
     (tmp_path / "my_conf" / "objective").mkdir(parents=True)
     (tmp_path / "my_conf" / "objective" / "rosenbrock.yaml").write_text(yaml)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path)])}
-    done = subprocess.run([sys.executable, "-m", "runner", "--config-dir", "my_conf", "objective=rosenbrock",
-                           "optimizer=scipy", "optimizer.method=BFGS", "hydra.run.dir=run"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "--config-dir",
+            "my_conf",
+            "objective=rosenbrock",
+            "optimizer=scipy",
+            "optimizer.method=BFGS",
+            "hydra.run.dir=run",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "converged" and summary["objective"] == "rosenbrock"

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from runner.app import config_dir
+from runner.config import build, build_optimizer, check_config
 from runner.errors import ConfigError
 from runner.optimizers import Optimizer
-from runner.config import build, build_optimizer, check_config
 from runner.scipy_driver import ScipyMethod
 from runner.validate import TOP_LEVEL_KEYS, keys_of
 
@@ -86,12 +86,16 @@ def test_what_each_key_takes_comes_from_its_factory():
     def allowed(factory):
         return {key: expect.allowed for key, expect in keys_of(factory)[0].items()}
 
-    assert allowed(adam) == {"lr": "a number", "betas": "a list of 2 numbers", "eps": "a number",
-                             "weight_decay": "a number", "amsgrad": "true or false"}  # fmt: skip
+    assert allowed(adam) == {
+        "lr": "a number",
+        "betas": "a list of 2 numbers",
+        "eps": "a number",
+        "weight_decay": "a number",
+        "amsgrad": "true or false",
+    }
     assert allowed(sgd)["batch_size"] == "a number"  # the factory checks it is an integer >= 1
     assert allowed(scipy) == {"method": "a string or null", "options": "a mapping (name: value) or null"}
-    assert allowed(quartic)["x0"] == allowed(shifted_quadratic)["x0"] == (
-        "a list of numbers, a number or null")  # fmt: skip
+    assert allowed(quartic)["x0"] == allowed(shifted_quadratic)["x0"] == ("a list of numbers, a number or null")
 
 
 # Each bad value, the key its message names, and what it says: refused by check_config, before any work.
@@ -102,28 +106,33 @@ BAD_VALUES = [
     ({"lr": [0.1]}, "lr=[0.1]: expected a number"),
     ({"lr": 10**20}, "lr=100000000000000000000: expected a number (an integer must fit int64)"),
     ({"lr": True}, "lr=True: expected a number"),
-    ({"objective.a": 10**20},
-     "objective.a=100000000000000000000: expected a number (an integer must fit int64)"),
+    ({"objective.a": 10**20}, "objective.a=100000000000000000000: expected a number (an integer must fit int64)"),
     ({"objective.a": [2.0]}, "objective.a=[2.0]: expected a number"),
     ({"objective.b": float("inf")}, "objective.b=inf: expected a finite number"),
-    ({"objective.x0": [True, False]},
-     "objective.x0=[True, False]: expected a list of numbers, a number or null"),
-    ({"objective.x0": [[1, 2]]},
-     "objective.x0=[[1, 2]]: expected a list of numbers, a number or null"),
-    ({"objective.x0": [1, 10**20]},
-     "objective.x0=[1, 100000000000000000000]: expected a list of numbers, a number or null (an integer must fit "
-     "int64)"),
+    ({"objective.x0": [True, False]}, "objective.x0=[True, False]: expected a list of numbers, a number or null"),
+    ({"objective.x0": [[1, 2]]}, "objective.x0=[[1, 2]]: expected a list of numbers, a number or null"),
+    (
+        {"objective.x0": [1, 10**20]},
+        "objective.x0=[1, 100000000000000000000]: expected a list of numbers, a number or null (an integer must fit "
+        "int64)",
+    ),
     ({"optimizer.betas": [0.9, float("nan")]}, "optimizer.betas=[0.9, nan]: expected a list of 2 finite numbers"),
     ({"optimizer.momentum": [0.5]}, "optimizer.momentum=[0.5]: expected a number"),
     ({"optimizer.momentum": False}, "optimizer.momentum=False: expected a number"),
     ({"optimizer.dampening": "0"}, "optimizer.dampening=0: expected a number"),
-    ({"max_iters": 5}, "max_iters=5: expected a known key: did you mean max_iter? (keys: objective, optimizer, lr, "
-                       "max_iter, tol, grad_tol, seed, trace)"),
+    (
+        {"max_iters": 5},
+        "max_iters=5: expected a known key: did you mean max_iter? (keys: objective, optimizer, lr, "
+        "max_iter, tol, grad_tol, seed, trace)",
+    ),
     ({"foo": 1}, "foo=1: expected a known key (keys: objective, optimizer, lr, max_iter, tol, grad_tol, seed, trace)"),
     ({"trace.y": True}, "trace.y=True: expected a known key (keys: x)"),
-    ({"optimizer.momentun": 0.5}, "optimizer.momentun=0.5: expected a key momentum takes: lr, momentum, dampening, "
-                                  "weight_decay; did you mean optimizer.momentum?"),
-]  # fmt: skip
+    (
+        {"optimizer.momentun": 0.5},
+        "optimizer.momentun=0.5: expected a key momentum takes: lr, momentum, dampening, "
+        "weight_decay; did you mean optimizer.momentum?",
+    ),
+]
 
 
 @pytest.mark.parametrize("values, message", BAD_VALUES)
@@ -139,10 +148,13 @@ def test_a_bad_value_is_refused_with_one_line_naming_its_key(compose_cfg, values
     assert str(err.value) == message
 
 
-@pytest.mark.parametrize("options, message", [
-    ("abc", "optimizer.options=abc: expected a mapping (name: value) or null"),
-    ([1, 2], "optimizer.options=[1, 2]: expected a mapping (name: value) or null"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ("abc", "optimizer.options=abc: expected a mapping (name: value) or null"),
+        ([1, 2], "optimizer.options=[1, 2]: expected a mapping (name: value) or null"),
+    ],
+)
 def test_scipy_options_must_be_a_mapping(compose_cfg, options, message):
     from runner.scipy_driver import scipy as scipy_method
 
@@ -150,17 +162,25 @@ def test_scipy_options_must_be_a_mapping(compose_cfg, options, message):
     cfg["optimizer"]["options"] = options
     with pytest.raises(ConfigError, match=r"^optimizer\.options="):
         check_config(cfg)
-    assert str(pytest.raises(ConfigError, check_config, cfg).value) == message
+    with pytest.raises(ConfigError) as refused:
+        check_config(cfg)
+    assert str(refused.value) == message
     with pytest.raises(ConfigError, match=r"^optimizer\.options=.*: expected a mapping of scipy's options"):
         scipy_method(None, options)  # the factory's own check, for a config that skips check_config
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: __import__("objectives").shifted_quadratic(a=10**20), "objective.a=100000000000000000000: expected"),
-    (lambda: __import__("objectives").shifted_quadratic(x0=[True, False]), "objective.x0=[True, False]: expected"),
-    (lambda: __import__("runner.optimizers").optimizers.momentum(momentum="0.5"), "optimizer.momentum=0.5: expected"),
-    (lambda: __import__("runner.optimizers").optimizers.gd(lr=[10**20]), "lr=[100000000000000000000]: expected"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: __import__("objectives").shifted_quadratic(a=10**20), "objective.a=100000000000000000000: expected"),
+        (lambda: __import__("objectives").shifted_quadratic(x0=[True, False]), "objective.x0=[True, False]: expected"),
+        (
+            lambda: __import__("runner.optimizers").optimizers.momentum(momentum="0.5"),
+            "optimizer.momentum=0.5: expected",
+        ),
+        (lambda: __import__("runner.optimizers").optimizers.gd(lr=[10**20]), "lr=[100000000000000000000]: expected"),
+    ],
+)
 def test_the_factories_refuse_what_the_checks_refuse(call, message):
     """Called directly (a batch of configs, a user's script), each factory still names the key."""
     with pytest.raises(ConfigError) as err:

@@ -82,8 +82,9 @@ def test_a_fresh_process_outside_the_project_discovers_it_and_imports_no_runner(
         runner = sorted(m for m in sys.modules if m.split(".")[0] == "runner")
         print("BatchedLauncher" in names, getattr(getbase(), "major", "unset"), runner)
     """)
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
     # Found; Hydra's version base untouched (runner.app's @hydra.main would set it); nothing of the runner imported.
     assert done.stdout.split("\n")[0] == "True unset []"
@@ -92,7 +93,8 @@ def test_a_fresh_process_outside_the_project_discovers_it_and_imports_no_runner(
 def test_a_sweep_of_another_app_keeps_its_version_base_and_imports_no_runner(tmp_path):
     # Hydra 1.1 semantics (version_base="1.1") change into each job's folder; runner.app's
     # @hydra.main(version_base="1.3"), run at import mid-sweep, would stop that for the jobs after it.
-    (tmp_path / "app.py").write_text(textwrap.dedent("""
+    (tmp_path / "app.py").write_text(
+        textwrap.dedent("""
         import os, sys
         import hydra
         from hydra.utils import get_original_cwd
@@ -103,10 +105,25 @@ def test_a_sweep_of_another_app_keeps_its_version_base_and_imports_no_runner(tmp
             print("job", os.path.relpath(os.getcwd(), get_original_cwd()), runner)
 
         app()
-    """))
-    done = subprocess.run([sys.executable, "app.py", "-m", "hydra/launcher=batched", "+a=1,2,3", "hydra.sweep.dir=s",
-                           "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    """)
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "app.py",
+            "-m",
+            "hydra/launcher=batched",
+            "+a=1,2,3",
+            "hydra.sweep.dir=s",
+            "hydra/job_logging=disabled",
+            "hydra/hydra_logging=disabled",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     jobs = [line for line in done.stdout.splitlines() if line.startswith("job ")]
     assert jobs == ["job s/0 []", "job s/1 []", "job s/2 []"]  # each job in its own folder
@@ -127,16 +144,22 @@ class TestBatchedLauncherIntegration(IntegrationTestSuite):
     pass
 
 
-@pytest.mark.parametrize("launcher_name, overrides",
-                         [("batched", ["hydra/sweeper=basic", "hydra.sweeper.max_batch_size=2"])])  # fmt: skip
+@pytest.mark.parametrize(
+    "launcher_name, overrides", [("batched", ["hydra/sweeper=basic", "hydra.sweeper.max_batch_size=2"])]
+)
 class TestBatchedLauncherWithBatchingSweeper(BatchedSweeperTestSuite):
     pass
 
 
 # ----------------------------------------------------------------------------- whose jobs are batched
 
-RUNNER_SWEEP = ["hydra/launcher=batched", "~hydra.callbacks.sweep_end", "optimizer=momentum", "lr=0.1,0.2",
-                "max_iter=3"]  # fmt: skip
+RUNNER_SWEEP = [
+    "hydra/launcher=batched",
+    "~hydra.callbacks.sweep_end",
+    "optimizer=momentum",
+    "lr=0.1,0.2",
+    "max_iter=3",
+]
 
 
 @pytest.mark.usefixtures("hydra_restore_singletons")
@@ -149,16 +172,26 @@ def test_a_task_that_is_not_the_runners_runs_job_by_job_on_a_runner_config(hydra
         seen.append((cfg.lr, cfg.optimizer.lr, HydraConfig.get().job.num, os.path.relpath(os.getcwd(), tmp_path)))
         return cfg.lr * 10
 
-    with hydra_sweep_runner(calling_file=__file__, calling_module=None, task_function=task, config_path=_conf(),
-                            config_name="config", overrides=RUNNER_SWEEP + ["hydra.job.chdir=true"],
-                            temp_dir=tmp_path) as sweep:  # fmt: skip
+    with hydra_sweep_runner(
+        calling_file=__file__,
+        calling_module=None,
+        task_function=task,
+        config_path=_conf(),
+        config_name="config",
+        overrides=[*RUNNER_SWEEP, "hydra.job.chdir=true"],
+        temp_dir=tmp_path,
+    ) as sweep:
         returns = sweep.returns[0]
     # Each job in its own folder (hydra.job.chdir), named as the runner names it, numbered as Hydra numbers it.
-    assert seen == [(0.1, 0.1, 0, "lr=0.1/max_iter=3/optimizer=momentum"),
-                    (0.2, 0.2, 1, "lr=0.2/max_iter=3/optimizer=momentum")]  # fmt: skip
+    assert seen == [
+        (0.1, 0.1, 0, "lr=0.1/max_iter=3/optimizer=momentum"),
+        (0.2, 0.2, 1, "lr=0.2/max_iter=3/optimizer=momentum"),
+    ]
     assert [r.return_value for r in returns] == [1.0, 2.0]
-    assert [r.overrides for r in returns] == [["optimizer=momentum", "lr=0.1", "max_iter=3"],
-                                              ["optimizer=momentum", "lr=0.2", "max_iter=3"]]  # fmt: skip
+    assert [r.overrides for r in returns] == [
+        ["optimizer=momentum", "lr=0.1", "max_iter=3"],
+        ["optimizer=momentum", "lr=0.2", "max_iter=3"],
+    ]
     assert "batched: 0 of 2 runs" in capsys.readouterr().out
     assert not (tmp_path / "parts").exists()
 
@@ -174,8 +207,15 @@ def test_a_task_with_run_jobs_is_batched_through_it(hydra_sweep_runner, tmp_path
     def task(cfg):
         called.append(cfg)
 
-    sweep = hydra_sweep_runner(calling_file=__file__, calling_module=None, task_function=task, config_path=_conf(),
-                               config_name="config", overrides=RUNNER_SWEEP, temp_dir=tmp_path)  # fmt: skip
+    sweep = hydra_sweep_runner(
+        calling_file=__file__,
+        calling_module=None,
+        task_function=task,
+        config_path=_conf(),
+        config_name="config",
+        overrides=RUNNER_SWEEP,
+        temp_dir=tmp_path,
+    )
     sweep.run_jobs = run_jobs  # the task function Hydra hands the launcher is this object, which calls task
     with sweep:
         returns = sweep.returns[0]
@@ -183,12 +223,15 @@ def test_a_task_with_run_jobs_is_batched_through_it(hydra_sweep_runner, tmp_path
     jobs, sweep_dir, settings = batches[0]
     assert sweep_dir == tmp_path and settings["chunk_size"] == 1024 and callable(settings["fallback"])
     assert [(j.name, j.config["lr"], j.config["optimizer"]["momentum"], j.config["max_iter"]) for j in jobs] == [
-        ("lr=0.1/max_iter=3/optimizer=momentum", 0.1, 0.9, 3), ("lr=0.2/max_iter=3/optimizer=momentum", 0.2, 0.9, 3)]
+        ("lr=0.1/max_iter=3/optimizer=momentum", 0.1, 0.9, 3),
+        ("lr=0.2/max_iter=3/optimizer=momentum", 0.2, 0.9, 3),
+    ]
     assert [r.return_value for r in returns] == [0.025, 0.05]
     assert "batched: 2 of 2 runs" in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------- Hydra's private API, pinned
+
 
 @pytest.fixture
 def loader_and_master():
@@ -201,8 +244,9 @@ def loader_and_master():
     if not OmegaConf.has_resolver("runner.uid"):  # what runner.app registers; the run dir names use it
         OmegaConf.register_new_resolver("runner.uid", lambda: "abcdef")
     loader = ConfigLoaderImpl(config_search_path=create_config_search_path(_conf()))
-    master = loader.load_configuration("config", overrides=["hydra.sweep.dir=/tmp/unused", "optimizer=momentum"],
-                                       run_mode=RunMode.MULTIRUN)  # fmt: skip
+    master = loader.load_configuration(
+        "config", overrides=["hydra.sweep.dir=/tmp/unused", "optimizer=momentum"], run_mode=RunMode.MULTIRUN
+    )
     return loader, master
 
 
@@ -244,8 +288,10 @@ def test_private_value_overrides_applied_last_equal_the_full_composition(loader_
 def test_private_overrides_dirname_is_the_jobs_override_dirname(loader_and_master):
     loader, master = loader_and_master
     settings = master.hydra.job.config.override_dirname
-    for lines in (["lr=0.1", "optimizer=adam"],
-                  ["+experiment=lr_sweep", "seed=3", "optimizer=adam", "optimizer.betas=[0.5,0.8]"]):  # fmt: skip
+    for lines in (
+        ["lr=0.1", "optimizer=adam"],
+        ["+experiment=lr_sweep", "seed=3", "optimizer=adam", "optimizer.betas=[0.5,0.8]"],
+    ):
         job = loader.load_sweep_config(master, lines)
         dirname = _private().overrides_dirname(_parse(lines), settings.exclude_keys, settings.item_sep, settings.kv_sep)
         assert dirname == job.hydra.job.override_dirname

@@ -130,8 +130,10 @@ def test_epoch_sampler_covers_every_sample_once_per_epoch():
 
 def test_sgd_is_reproducible_from_the_seed_and_converges_near_the_optimum():
     objective = least_squares(seed=0)
-    runs = [minimize(objective, sgd(lr=1e-3, batch_size=10), max_iter=2000, tol=0, rng=np.random.default_rng(s))
-            for s in (5, 5, 6)]  # fmt: skip
+    runs = [
+        minimize(objective, sgd(lr=1e-3, batch_size=10), max_iter=2000, tol=0, rng=np.random.default_rng(s))
+        for s in (5, 5, 6)
+    ]
     assert np.array_equal(runs[0].trace.x, runs[1].trace.x)
     assert not np.array_equal(runs[0].trace.x, runs[2].trace.x)
     assert runs[0].f < 1.5 * objective.f_star  # noise floor of constant-step sgd, far below f(x0)

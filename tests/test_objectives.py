@@ -38,7 +38,7 @@ def small(name: str) -> Objective:
 
 def points(objective: Objective, shape, seed=0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return objective.x0 + rng.standard_normal(tuple(shape) + (objective.dim,))
+    return objective.x0 + rng.standard_normal((*tuple(shape), objective.dim))
 
 
 def central_difference(value, x: np.ndarray) -> np.ndarray:
@@ -94,7 +94,9 @@ def test_gradient_unbatched_point(name):
     x = points(objective, (), seed=7)
     f, g = objective.value_and_grad(x)
     assert np.shape(f) == () and g.shape == (objective.dim,)
-    np.testing.assert_allclose(central_difference(objective.value, x), g, rtol=1e-6, atol=1e-6 * (1 + np.max(np.abs(g))))
+    np.testing.assert_allclose(
+        central_difference(objective.value, x), g, rtol=1e-6, atol=1e-6 * (1 + np.max(np.abs(g)))
+    )
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -124,7 +126,8 @@ def test_sin_cos_equals_the_notes_generator_sum():
 
     def notes(x):  # the notes' code, eq. 2.17, verbatim but for the length
         return sum(
-            0.1 * (x[i] - (i + 1)) ** 2 + np.sin(x[i]) * np.cos(x[(i + 1) % 50]) + np.exp(-x[i] ** 2) for i in range(50)
+            0.1 * (x[i] - (i + 1)) ** 2 + np.sin(x[i]) * np.cos(x[(i + 1) % 50]) + np.exp(-(x[i] ** 2))
+            for i in range(50)
         )
 
     for x in np.random.default_rng(3).uniform(-3, 3, (5, 50)):
@@ -232,7 +235,9 @@ def test_two_layer_net_teacher_draw_order_is_as_documented():
 def torch_linear_init(rng, n, p):
     """nn.Linear's default init for Linear(n, p) then Linear(p, 1): U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     a, b = 1 / np.sqrt(n), 1 / np.sqrt(p)
-    return np.concatenate([rng.uniform(-a, a, p * n), rng.uniform(-a, a, p), rng.uniform(-b, b, p), rng.uniform(-b, b, 1)])
+    return np.concatenate(
+        [rng.uniform(-a, a, p * n), rng.uniform(-a, a, p), rng.uniform(-b, b, p), rng.uniform(-b, b, 1)]
+    )
 
 
 def test_two_layer_net_default_x0_is_torch_linear_init_drawn_after_the_data():
@@ -413,13 +418,24 @@ def _npz(**arrays):
 
 BAD_FILES = {
     "missing": (lambda tmp_path: tmp_path / "nope.csv", "objective.data", ["existing .csv file"]),
-    "extension": (lambda tmp_path: _text(tmp_path / "data.txt", "a,y\n1,2\n"), "objective.data", [".npz", ".csv", ".parquet"]),
+    "extension": (
+        lambda tmp_path: _text(tmp_path / "data.txt", "a,y\n1,2\n"),
+        "objective.data",
+        [".npz", ".csv", ".parquet"],
+    ),
     "ragged_csv": (_csv("a,b,y\n1,2,3\n4,5,6,7,8\n"), "objective.data", ["readable .csv"]),
     "empty_csv": (lambda tmp_path: _text(tmp_path / "bad.csv", ""), "objective.data", ["readable .csv"]),
-    "text_parquet": (lambda tmp_path: _text(tmp_path / "bad.parquet", "not parquet"), "objective.data", ["readable .parquet"]),
+    "text_parquet": (
+        lambda tmp_path: _text(tmp_path / "bad.parquet", "not parquet"),
+        "objective.data",
+        ["readable .parquet"],
+    ),
     "text_npz": (lambda tmp_path: _text(tmp_path / "bad.npz", "not an archive"), "objective.data", ["readable .npz"]),
     "npy_as_npz": (
-        lambda tmp_path: (np.save(tmp_path / "bad.npy", np.ones(3)), (tmp_path / "bad.npy").rename(tmp_path / "bad.npz"))[1],
+        lambda tmp_path: (
+            np.save(tmp_path / "bad.npy", np.ones(3)),
+            (tmp_path / "bad.npy").rename(tmp_path / "bad.npz"),
+        )[1],
         "objective.data",
         ["readable .npz"],
     ),
@@ -430,7 +446,11 @@ BAD_FILES = {
     "no_features": (_csv("y\n1\n2\n"), "objective.data", ["at least 1 feature"]),
     "shape_mismatch": (_npz(X=np.ones((5, 2)), y=np.ones(4)), "objective.data", ["target has 4", "matrix has 5"]),
     "matrix_not_2d": (_npz(X=np.ones(5), y=np.ones(5)), "objective.data", ["2-D"]),
-    "two_matrices": (_npz(X=np.ones((5, 2)), Z=np.ones((5, 2)), y=np.ones(5)), "objective.data", ["exactly one other", "X", "Z"]),
+    "two_matrices": (
+        _npz(X=np.ones((5, 2)), Z=np.ones((5, 2)), y=np.ones(5)),
+        "objective.data",
+        ["exactly one other", "X", "Z"],
+    ),
     "string_array": (_npz(X=np.array([["a"], ["b"]]), y=np.ones(2)), "objective.data", ["numeric", "'X'"]),
     "no_target_column": (_csv("a,b\n1,2\n"), "objective.target", ["a, b"]),
     "no_target_array": (_npz(X=np.ones((3, 2)), t=np.ones(3)), "objective.target", ["X, t"]),

@@ -17,7 +17,7 @@ import pytest
 from runner import optimizers as optim
 from runner.errors import ConfigError
 
-IDENTITY = dict(rtol=1e-12, atol=1e-12)
+IDENTITY = {"rtol": 1e-12, "atol": 1e-12}
 
 
 def close(actual, expected):
@@ -319,68 +319,68 @@ def test_momentum_buffer_starts_as_the_first_gradient_like_torch():
 # ----------------------------------------------------------------------------- 4. batched hyperparameters
 
 BATCHED = {
-    "gd": (optim.gd, dict(lr=np.array([0.05, 0.1, 0.2, 0.3]), weight_decay=np.array([0.0, 0.1, 0.0, 0.5]))),
+    "gd": (optim.gd, {"lr": np.array([0.05, 0.1, 0.2, 0.3]), "weight_decay": np.array([0.0, 0.1, 0.0, 0.5])}),
     # momentum 0 next to momentum > 0 with nonzero dampening: those configs must still be gd
     "momentum": (
         optim.momentum,
-        dict(
-            lr=np.array([0.05, 0.1, 0.02, 0.1]),
-            momentum=np.array([0.0, 0.5, 0.9, 0.0]),
-            dampening=np.array([0.3, 0.0, 0.1, 0.0]),
-            weight_decay=np.array([0.0, 0.1, 0.0, 0.01]),
-        ),
+        {
+            "lr": np.array([0.05, 0.1, 0.02, 0.1]),
+            "momentum": np.array([0.0, 0.5, 0.9, 0.0]),
+            "dampening": np.array([0.3, 0.0, 0.1, 0.0]),
+            "weight_decay": np.array([0.0, 0.1, 0.0, 0.01]),
+        },
     ),
-    "nesterov": (optim.nesterov, dict(lr=np.array([0.05, 0.1, 0.02, 0.1]), momentum=np.array([0.1, 0.5, 0.9, 0.7]))),
+    "nesterov": (optim.nesterov, {"lr": np.array([0.05, 0.1, 0.02, 0.1]), "momentum": np.array([0.1, 0.5, 0.9, 0.7])}),
     "sgd": (
         optim.sgd,
-        dict(lr=np.array([0.05, 0.1, 0.02, 0.1]), momentum=np.array([0.0, 0.5, 0.9, 0.7]), batch_size=4),
+        {"lr": np.array([0.05, 0.1, 0.02, 0.1]), "momentum": np.array([0.0, 0.5, 0.9, 0.7]), "batch_size": 4},
     ),
     "adagrad": (
         optim.adagrad,
-        dict(
-            lr=np.array([0.05, 0.5, 1.0, 0.3]),
-            lr_decay=np.array([0.0, 0.1, 0.01, 0.5]),
-            weight_decay=np.array([0.0, 0.0, 0.1, 0.01]),
-            initial_accumulator_value=np.array([0.0, 0.1, 1.0, 5.0]),
-            eps=np.array([1e-10, 0.0, 1e-3, 0.5]),
-        ),
+        {
+            "lr": np.array([0.05, 0.5, 1.0, 0.3]),
+            "lr_decay": np.array([0.0, 0.1, 0.01, 0.5]),
+            "weight_decay": np.array([0.0, 0.0, 0.1, 0.01]),
+            "initial_accumulator_value": np.array([0.0, 0.1, 1.0, 5.0]),
+            "eps": np.array([1e-10, 0.0, 1e-3, 0.5]),
+        },
     ),
     "rmsprop_centered": (
         optim.rmsprop,
-        dict(
-            lr=np.array([0.01, 0.02, 0.005, 0.01]),
-            alpha=np.array([0.3, 0.9, 0.99, 0.5]),  # both branches of torch's lerp
-            eps=np.array([1e-8, 0.0, 1e-3, 0.1]),
-            momentum=np.array([0.0, 0.5, 0.9, 0.0]),
-            weight_decay=np.array([0.0, 0.1, 0.0, 0.01]),
-            centered=True,
-        ),
+        {
+            "lr": np.array([0.01, 0.02, 0.005, 0.01]),
+            "alpha": np.array([0.3, 0.9, 0.99, 0.5]),  # both branches of torch's lerp
+            "eps": np.array([1e-8, 0.0, 1e-3, 0.1]),
+            "momentum": np.array([0.0, 0.5, 0.9, 0.0]),
+            "weight_decay": np.array([0.0, 0.1, 0.0, 0.01]),
+            "centered": True,
+        },
     ),
     "rmsprop": (
         optim.rmsprop,
         # alpha = 1 never updates v from 0, so that config needs a large eps to stay finite
-        dict(
-            lr=np.array([0.01, 0.02, 0.005, 0.01]),
-            alpha=np.array([0.0, 0.9, 0.99, 1.0]),
-            eps=np.array([1e-8, 1e-8, 1e-8, 10.0]),
-            momentum=0.3,
-        ),
+        {
+            "lr": np.array([0.01, 0.02, 0.005, 0.01]),
+            "alpha": np.array([0.0, 0.9, 0.99, 1.0]),
+            "eps": np.array([1e-8, 1e-8, 1e-8, 10.0]),
+            "momentum": 0.3,
+        },
     ),
     "adam": (
         optim.adam,
-        dict(
-            lr=np.array([0.01, 0.05, 0.1, 0.02]),
-            betas=(np.array([0.0, 0.5, 0.9, 0.3]), np.array([0.9, 0.99, 0.999, 0.0])),
-            eps=np.array([1e-8, 0.0, 1e-3, 0.1]),
-            weight_decay=np.array([0.0, 0.1, 0.0, 0.01]),
-        ),
+        {
+            "lr": np.array([0.01, 0.05, 0.1, 0.02]),
+            "betas": (np.array([0.0, 0.5, 0.9, 0.3]), np.array([0.9, 0.99, 0.999, 0.0])),
+            "eps": np.array([1e-8, 0.0, 1e-3, 0.1]),
+            "weight_decay": np.array([0.0, 0.1, 0.0, 0.01]),
+        },
     ),
     "adam_amsgrad": (
         optim.adam,
-        dict(lr=np.array([0.01, 0.05, 0.1, 0.02]), betas=(0.9, np.array([0.9, 0.99, 0.999, 0.5])), amsgrad=True),
+        {"lr": np.array([0.01, 0.05, 0.1, 0.02]), "betas": (0.9, np.array([0.9, 0.99, 0.999, 0.5])), "amsgrad": True},
     ),
     # a two-axis batch shape B = (2, 2)
-    "adam_2d_batch": (optim.adam, dict(lr=np.array([[0.01, 0.05], [0.1, 0.02]]), betas=(0.5, 0.9))),
+    "adam_2d_batch": (optim.adam, {"lr": np.array([[0.01, 0.05], [0.1, 0.02]]), "betas": (0.5, 0.9)}),
 }
 
 
@@ -396,12 +396,12 @@ def _one_config(value, index):
 @pytest.mark.parametrize("factory, kwargs", BATCHED.values(), ids=BATCHED.keys())
 def test_batched_hyperparameters_match_each_config_run_alone(factory, kwargs):
     batch_shape = next(v.shape for v in kwargs.values() if isinstance(v, np.ndarray))
-    x0 = np.random.default_rng(6).normal(size=batch_shape + (3,))
+    x0 = np.random.default_rng(6).normal(size=(*batch_shape, 3))
     batched = descend(factory(**kwargs), quadratic_grad, x0, 30)
     assert np.all(np.isfinite(batched))
     for index in np.ndindex(*batch_shape):
         alone = descend(factory(**{k: _one_config(v, index) for k, v in kwargs.items()}), quadratic_grad, x0[index], 30)
-        np.testing.assert_array_equal(batched[(slice(None),) + index], alone, err_msg=f"config {index}")
+        np.testing.assert_array_equal(batched[(slice(None), *index)], alone, err_msg=f"config {index}")
 
 
 # ----------------------------------------------------------------------------- 5. convergence
@@ -470,62 +470,64 @@ def test_makes_good_progress_on_rosenbrock(opt):
 
 INVALID = [
     # (factory, kwargs, key the message must start with)
-    (optim.gd, dict(lr=0.0), "lr"),
-    (optim.gd, dict(lr=-0.1), "lr"),
-    (optim.adam, dict(lr=-1e-3), "lr"),
-    (optim.gd, dict(lr=float("nan")), "lr"),
-    (optim.gd, dict(lr="fast"), "lr"),
-    (optim.gd, dict(lr=None), "lr"),
-    (optim.gd, dict(lr=True), "lr"),
-    (optim.gd, dict(lr=np.array([0.1, -0.1])), "lr"),
-    (optim.momentum, dict(momentum=-0.5), "optimizer.momentum"),
-    (optim.momentum, dict(momentum=1.0), "optimizer.momentum"),
-    (optim.sgd, dict(momentum=1.5), "optimizer.momentum"),
-    (optim.rmsprop, dict(momentum=-0.1), "optimizer.momentum"),
-    (optim.nesterov, dict(momentum=0.0), "optimizer.momentum"),
-    (optim.nesterov, dict(momentum=np.array([0.9, 0.0])), "optimizer.momentum"),
-    (optim.sgd, dict(nesterov=True), "optimizer.momentum"),  # sgd's default momentum is 0
-    (optim.adam, dict(betas=(1.0, 0.999)), "optimizer.betas[0]"),
-    (optim.adam, dict(betas=(-0.1, 0.999)), "optimizer.betas[0]"),
-    (optim.adam, dict(betas=(0.9, 1.0)), "optimizer.betas[1]"),
-    (optim.adam, dict(betas=(0.9, "high")), "optimizer.betas[1]"),
-    (optim.adam, dict(betas=(0.9,)), "optimizer.betas"),
-    (optim.adam, dict(betas=(0.9, 0.99, 0.999)), "optimizer.betas"),
-    (optim.adam, dict(betas=0.9), "optimizer.betas"),
-    (optim.adam, dict(betas="ab"), "optimizer.betas"),
-    (optim.adam, dict(betas=None), "optimizer.betas"),
-    (optim.rmsprop, dict(alpha=-0.1), "optimizer.alpha"),
-    (optim.rmsprop, dict(alpha=1.5), "optimizer.alpha"),
-    (optim.adam, dict(eps=-1e-8), "optimizer.eps"),
-    (optim.rmsprop, dict(eps=-1e-8), "optimizer.eps"),
-    (optim.adagrad, dict(eps=-1e-10), "optimizer.eps"),
-    (optim.gd, dict(weight_decay=-0.1), "optimizer.weight_decay"),
-    (optim.momentum, dict(weight_decay=-0.1), "optimizer.weight_decay"),
-    (optim.nesterov, dict(weight_decay=-0.1), "optimizer.weight_decay"),
-    (optim.sgd, dict(weight_decay=-0.1), "optimizer.weight_decay"),
-    (optim.adagrad, dict(weight_decay=-0.1), "optimizer.weight_decay"),
-    (optim.rmsprop, dict(weight_decay=-0.1), "optimizer.weight_decay"),
-    (optim.adam, dict(weight_decay=-0.1), "optimizer.weight_decay"),
-    (optim.adagrad, dict(lr_decay=-0.1), "optimizer.lr_decay"),
-    (optim.adagrad, dict(initial_accumulator_value=-1.0), "optimizer.initial_accumulator_value"),
-    (optim.sgd, dict(batch_size=0), "optimizer.batch_size"),
-    (optim.sgd, dict(batch_size=-4), "optimizer.batch_size"),
-    (optim.sgd, dict(batch_size=2.5), "optimizer.batch_size"),
-    (optim.sgd, dict(batch_size=32.0), "optimizer.batch_size"),
-    (optim.sgd, dict(batch_size="32"), "optimizer.batch_size"),
-    (optim.sgd, dict(batch_size=True), "optimizer.batch_size"),
-    (optim.sgd, dict(batch_size=None), "optimizer.batch_size"),
-    (optim.sgd, dict(momentum=0.9, nesterov="yes"), "optimizer.nesterov"),
-    (optim.sgd, dict(momentum=0.9, nesterov=1), "optimizer.nesterov"),
-    (optim.rmsprop, dict(centered="true"), "optimizer.centered"),
-    (optim.rmsprop, dict(centered=0), "optimizer.centered"),
-    (optim.adam, dict(amsgrad="false"), "optimizer.amsgrad"),
-    (optim.adam, dict(amsgrad=None), "optimizer.amsgrad"),
+    (optim.gd, {"lr": 0.0}, "lr"),
+    (optim.gd, {"lr": -0.1}, "lr"),
+    (optim.adam, {"lr": -1e-3}, "lr"),
+    (optim.gd, {"lr": float("nan")}, "lr"),
+    (optim.gd, {"lr": "fast"}, "lr"),
+    (optim.gd, {"lr": None}, "lr"),
+    (optim.gd, {"lr": True}, "lr"),
+    (optim.gd, {"lr": np.array([0.1, -0.1])}, "lr"),
+    (optim.momentum, {"momentum": -0.5}, "optimizer.momentum"),
+    (optim.momentum, {"momentum": 1.0}, "optimizer.momentum"),
+    (optim.sgd, {"momentum": 1.5}, "optimizer.momentum"),
+    (optim.rmsprop, {"momentum": -0.1}, "optimizer.momentum"),
+    (optim.nesterov, {"momentum": 0.0}, "optimizer.momentum"),
+    (optim.nesterov, {"momentum": np.array([0.9, 0.0])}, "optimizer.momentum"),
+    (optim.sgd, {"nesterov": True}, "optimizer.momentum"),  # sgd's default momentum is 0
+    (optim.adam, {"betas": (1.0, 0.999)}, "optimizer.betas[0]"),
+    (optim.adam, {"betas": (-0.1, 0.999)}, "optimizer.betas[0]"),
+    (optim.adam, {"betas": (0.9, 1.0)}, "optimizer.betas[1]"),
+    (optim.adam, {"betas": (0.9, "high")}, "optimizer.betas[1]"),
+    (optim.adam, {"betas": (0.9,)}, "optimizer.betas"),
+    (optim.adam, {"betas": (0.9, 0.99, 0.999)}, "optimizer.betas"),
+    (optim.adam, {"betas": 0.9}, "optimizer.betas"),
+    (optim.adam, {"betas": "ab"}, "optimizer.betas"),
+    (optim.adam, {"betas": None}, "optimizer.betas"),
+    (optim.rmsprop, {"alpha": -0.1}, "optimizer.alpha"),
+    (optim.rmsprop, {"alpha": 1.5}, "optimizer.alpha"),
+    (optim.adam, {"eps": -1e-8}, "optimizer.eps"),
+    (optim.rmsprop, {"eps": -1e-8}, "optimizer.eps"),
+    (optim.adagrad, {"eps": -1e-10}, "optimizer.eps"),
+    (optim.gd, {"weight_decay": -0.1}, "optimizer.weight_decay"),
+    (optim.momentum, {"weight_decay": -0.1}, "optimizer.weight_decay"),
+    (optim.nesterov, {"weight_decay": -0.1}, "optimizer.weight_decay"),
+    (optim.sgd, {"weight_decay": -0.1}, "optimizer.weight_decay"),
+    (optim.adagrad, {"weight_decay": -0.1}, "optimizer.weight_decay"),
+    (optim.rmsprop, {"weight_decay": -0.1}, "optimizer.weight_decay"),
+    (optim.adam, {"weight_decay": -0.1}, "optimizer.weight_decay"),
+    (optim.adagrad, {"lr_decay": -0.1}, "optimizer.lr_decay"),
+    (optim.adagrad, {"initial_accumulator_value": -1.0}, "optimizer.initial_accumulator_value"),
+    (optim.sgd, {"batch_size": 0}, "optimizer.batch_size"),
+    (optim.sgd, {"batch_size": -4}, "optimizer.batch_size"),
+    (optim.sgd, {"batch_size": 2.5}, "optimizer.batch_size"),
+    (optim.sgd, {"batch_size": 32.0}, "optimizer.batch_size"),
+    (optim.sgd, {"batch_size": "32"}, "optimizer.batch_size"),
+    (optim.sgd, {"batch_size": True}, "optimizer.batch_size"),
+    (optim.sgd, {"batch_size": None}, "optimizer.batch_size"),
+    (optim.sgd, {"momentum": 0.9, "nesterov": "yes"}, "optimizer.nesterov"),
+    (optim.sgd, {"momentum": 0.9, "nesterov": 1}, "optimizer.nesterov"),
+    (optim.rmsprop, {"centered": "true"}, "optimizer.centered"),
+    (optim.rmsprop, {"centered": 0}, "optimizer.centered"),
+    (optim.adam, {"amsgrad": "false"}, "optimizer.amsgrad"),
+    (optim.adam, {"amsgrad": None}, "optimizer.amsgrad"),
 ]
 
 
 @pytest.mark.parametrize(
-    "factory, kwargs, key", INVALID, ids=[f"{f.__name__}({', '.join(f'{k}={v!r}' for k, v in kw.items())})" for f, kw, _ in INVALID]
+    "factory, kwargs, key",
+    INVALID,
+    ids=[f"{f.__name__}({', '.join(f'{k}={v!r}' for k, v in kw.items())})" for f, kw, _ in INVALID],
 )
 def test_bad_hyperparameter_raises_one_line_config_error_naming_the_key(factory, kwargs, key):
     with pytest.raises(ConfigError) as caught:
@@ -580,45 +582,45 @@ def torch_problem_grad(x):
 
 # (our optimizer, torch.optim class name, that class's keyword arguments)
 TORCH_CASES = {
-    "sgd_plain": (optim.gd(lr=0.1), "SGD", dict(lr=0.1)),
-    "sgd_weight_decay": (optim.gd(lr=0.1, weight_decay=0.2), "SGD", dict(lr=0.1, weight_decay=0.2)),
-    "sgd_momentum": (optim.momentum(lr=0.05, momentum=0.9), "SGD", dict(lr=0.05, momentum=0.9)),
+    "sgd_plain": (optim.gd(lr=0.1), "SGD", {"lr": 0.1}),
+    "sgd_weight_decay": (optim.gd(lr=0.1, weight_decay=0.2), "SGD", {"lr": 0.1, "weight_decay": 0.2}),
+    "sgd_momentum": (optim.momentum(lr=0.05, momentum=0.9), "SGD", {"lr": 0.05, "momentum": 0.9}),
     "sgd_dampening": (
         optim.momentum(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.1),
         "SGD",
-        dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.1),
+        {"lr": 0.05, "momentum": 0.9, "dampening": 0.3, "weight_decay": 0.1},
     ),
-    "sgd_nesterov": (optim.nesterov(lr=0.05, momentum=0.9), "SGD", dict(lr=0.05, momentum=0.9, nesterov=True)),
+    "sgd_nesterov": (optim.nesterov(lr=0.05, momentum=0.9), "SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True}),
     "sgd_factory_nesterov_wd": (
         optim.sgd(lr=0.05, batch_size=8, momentum=0.8, weight_decay=0.1, nesterov=True),
         "SGD",
-        dict(lr=0.05, momentum=0.8, weight_decay=0.1, nesterov=True),
+        {"lr": 0.05, "momentum": 0.8, "weight_decay": 0.1, "nesterov": True},
     ),
-    "adagrad": (optim.adagrad(lr=0.5), "Adagrad", dict(lr=0.5)),
+    "adagrad": (optim.adagrad(lr=0.5), "Adagrad", {"lr": 0.5}),
     "adagrad_lr_decay": (
         optim.adagrad(lr=0.5, lr_decay=0.05, initial_accumulator_value=0.1, weight_decay=0.01, eps=1e-6),
         "Adagrad",
-        dict(lr=0.5, lr_decay=0.05, initial_accumulator_value=0.1, weight_decay=0.01, eps=1e-6),
+        {"lr": 0.5, "lr_decay": 0.05, "initial_accumulator_value": 0.1, "weight_decay": 0.01, "eps": 1e-6},
     ),
-    "rmsprop": (optim.rmsprop(lr=0.01), "RMSprop", dict(lr=0.01)),
+    "rmsprop": (optim.rmsprop(lr=0.01), "RMSprop", {"lr": 0.01}),
     "rmsprop_centered_momentum": (
         optim.rmsprop(lr=0.01, alpha=0.9, momentum=0.5, centered=True, weight_decay=0.01),
         "RMSprop",
-        dict(lr=0.01, alpha=0.9, momentum=0.5, centered=True, weight_decay=0.01),
+        {"lr": 0.01, "alpha": 0.9, "momentum": 0.5, "centered": True, "weight_decay": 0.01},
     ),
     "rmsprop_centered_small_alpha": (
         optim.rmsprop(lr=0.01, alpha=0.3, centered=True),
         "RMSprop",
-        dict(lr=0.01, alpha=0.3, centered=True),
+        {"lr": 0.01, "alpha": 0.3, "centered": True},
     ),
-    "adam": (optim.adam(lr=0.05), "Adam", dict(lr=0.05)),
-    "adam_amsgrad": (optim.adam(lr=0.05, amsgrad=True), "Adam", dict(lr=0.05, amsgrad=True)),
+    "adam": (optim.adam(lr=0.05), "Adam", {"lr": 0.05}),
+    "adam_amsgrad": (optim.adam(lr=0.05, amsgrad=True), "Adam", {"lr": 0.05, "amsgrad": True}),
     "adam_small_beta1_wd": (
         optim.adam(lr=0.05, betas=(0.3, 0.9), weight_decay=0.01),
         "Adam",
-        dict(lr=0.05, betas=(0.3, 0.9), weight_decay=0.01),
+        {"lr": 0.05, "betas": (0.3, 0.9), "weight_decay": 0.01},
     ),
-    "adam_beta1_zero": (optim.adam(lr=0.05, betas=(0.0, 0.99)), "Adam", dict(lr=0.05, betas=(0.0, 0.99))),
+    "adam_beta1_zero": (optim.adam(lr=0.05, betas=(0.0, 0.99)), "Adam", {"lr": 0.05, "betas": (0.0, 0.99)}),
 }
 
 
@@ -641,7 +643,8 @@ def test_iterates_match_torch_optim(ours, torch_class, torch_kwargs):
 
 
 @pytest.mark.parametrize(
-    "ours, torch_class", [(optim.sgd, "SGD"), (optim.adagrad, "Adagrad"), (optim.rmsprop, "RMSprop"), (optim.adam, "Adam")]
+    "ours, torch_class",
+    [(optim.sgd, "SGD"), (optim.adagrad, "Adagrad"), (optim.rmsprop, "RMSprop"), (optim.adam, "Adam")],
 )
 def test_names_and_defaults_match_torch_optim(ours, torch_class):
     import inspect

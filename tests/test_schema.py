@@ -29,17 +29,31 @@ GRID = ["optimizer=momentum", "lr=1,0.5", "optimizer.momentum=0,0.5", "max_iter=
 
 def sweep(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "runner", "-m", *args, "hydra.callbacks.sweep_end.figures=false"],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=180)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "runner", "-m", *args, "hydra.callbacks.sweep_end.figures=false"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 @pytest.fixture(scope="module")
 def sweeps(tmp_path_factory):
     """The grid under the basic and the batched launcher, and a sin_cos sweep (no known f*)."""
     root = tmp_path_factory.mktemp("schema")
-    runs = {"basic": ["hydra/launcher=basic", *GRID], "batched": ["hydra/launcher=batched", *GRID],
-            "sin_cos": ["objective=sin_cos", "optimizer=adam", "optimizer.betas=[0,0.9],[0.5,0.999]", "lr=1,0.01",
-                        "max_iter=5"]}  # fmt: skip
+    runs = {
+        "basic": ["hydra/launcher=basic", *GRID],
+        "batched": ["hydra/launcher=batched", *GRID],
+        "sin_cos": [
+            "objective=sin_cos",
+            "optimizer=adam",
+            "optimizer.betas=[0,0.9],[0.5,0.999]",
+            "lr=1,0.01",
+            "max_iter=5",
+        ],
+    }
     dirs = {}
     for name, args in runs.items():
         dirs[name] = root / name
@@ -102,7 +116,8 @@ def test_job_traces_glob_to_the_types_of_traces_parquet(sweeps):
     assert glob_types["lr"] == "DOUBLE" and glob_types["objective.x0"] == "DOUBLE[]"
     assert set(table_types) - set(glob_types) == {"status", "job"}
     assert {name: arrow_types(traces)[name] for name in scanned.columns} == arrow_types(
-        pq.read_schema(files[0]).remove_metadata())
+        pq.read_schema(files[0]).remove_metadata()
+    )
 
 
 def test_both_launchers_write_the_same_schemas(sweeps):
@@ -116,8 +131,10 @@ def test_both_launchers_write_the_same_schemas(sweeps):
     assert dict(pl.scan_parquet(parts).collect().schema) == dict(traces.schema)
     con = duckdb.connect()
     describe = "DESCRIBE SELECT * FROM read_parquet('{}', union_by_name=true)"
-    assert con.execute(describe.format(parts)).fetchall() == con.execute(
-        describe.format(sweeps["basic"] / "traces.parquet")).fetchall()  # fmt: skip
+    assert (
+        con.execute(describe.format(parts)).fetchall()
+        == con.execute(describe.format(sweeps["basic"] / "traces.parquet")).fetchall()
+    )
 
 
 def test_the_runs_table_has_declared_types_and_no_null_column(sweeps):
@@ -138,8 +155,10 @@ def test_the_runs_table_has_declared_types_and_no_null_column(sweeps):
     assert abs((datetime.now(started.tzinfo) - started).total_seconds()) < 600  # UTC, not local time read as UTC
     # DuckDB sees the same
     con = duckdb.connect()
-    types = dict((r[0], r[1]) for r in con.execute(
-        f"DESCRIBE SELECT * FROM read_parquet('{sweeps['sin_cos'] / 'runs.parquet'}')").fetchall())  # fmt: skip
+    types = {
+        r[0]: r[1]
+        for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{sweeps['sin_cos'] / 'runs.parquet'}')").fetchall()
+    }
     assert types["started_at"] == "TIMESTAMP WITH TIME ZONE" and types["f_star"] == "DOUBLE"
     assert types["optimizer.betas"] == "DOUBLE[]"
 
@@ -166,8 +185,13 @@ def test_every_option_key_has_a_declared_type_its_default_has(option):
     node = _yaml(Path(config_dir()) / f"{option}.yaml")
     node = node.get("optimizer", node)  # optimizer/scipy.yaml is a _global_ package
     declared = factory_types(node["_target_"])
-    python_types = {pa.float64(): (float,), pa.int64(): (int,), pa.bool_(): (bool,), pa.string(): (str, dict),
-                    FLOAT_LIST: (list,)}  # fmt: skip
+    python_types = {
+        pa.float64(): (float,),
+        pa.int64(): (int,),
+        pa.bool_(): (bool,),
+        pa.string(): (str, dict),
+        FLOAT_LIST: (list,),
+    }
     for key, value in node.items():
         if key == "_target_" or key == "lr":
             continue

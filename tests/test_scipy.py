@@ -66,12 +66,15 @@ def central_difference_hessian(objective):
 def direct(objective, method, *, max_iter, tol=0.0, grad_tol=0.0):
     """``scipy.optimize.minimize`` as a user would call it, and the points its callback saw."""
     if method in USES_GRADIENT:
+
         def fun(x):
             f, g = objective.value_and_grad(x)
             return float(f), np.asarray(g, dtype=float)
     else:
+
         def fun(x):
             return float(objective.value_and_grad(x)[0])
+
     seen = []
 
     def callback(intermediate_result):  # TNC passes the bare x
@@ -80,8 +83,13 @@ def direct(objective, method, *, max_iter, tol=0.0, grad_tol=0.0):
     options = {LIMIT_OPTION.get(method, "maxiter"): max_iter}
     if grad_tol > 0:
         options["gtol"] = grad_tol
-    kwargs = {"method": method, "jac": method in USES_GRADIENT, "tol": tol or None, "options": options,
-              "callback": callback}  # fmt: skip
+    kwargs = {
+        "method": method,
+        "jac": method in USES_GRADIENT,
+        "tol": tol or None,
+        "options": options,
+        "callback": callback,
+    }
     if objective.has_bounds:
         kwargs["bounds"] = scipy.optimize.Bounds(objective.lower, objective.upper)
     if method in NEEDS_HESSIAN:
@@ -151,8 +159,10 @@ def test_every_method_that_reaches_its_limit_is_max_iter(method):
 def test_a_run_that_ends_without_success_is_stopped_with_scipys_message():
     result = minimize_scipy(quartic(), scipy_method("Newton-CG"), max_iter=1000, tol=1e-6)
     assert (result.status, result.stop_reason) == ("stopped", "solver")
-    assert result.message == result.details["message"] == "Warning: " + "Desired error not necessarily achieved " \
-        "due to precision loss."  # fmt: skip
+    assert (
+        result.message == result.details["message"] == "Warning: " + "Desired error not necessarily achieved "
+        "due to precision loss."
+    )
     result = minimize_scipy(small("two_layer_net"), scipy_method("dogleg"), max_iter=100, tol=0)
     assert (result.status, result.stop_reason) == ("stopped", "solver") and "linalg" in result.message
 
@@ -191,8 +201,10 @@ def test_the_option_tables_agree_with_scipy():
         if method in NEEDS_HESSIAN:
             kwargs["hess"] = central_difference_hessian(objective)
         fun = (lambda x: objective.value_and_grad(x)) if method in USES_GRADIENT else objective.value
-        for options, unknown in (({"gtol": 1e-5}, method not in GRADIENT_TOLERANCE),
-                                 ({LIMIT_OPTION.get(method, "maxiter"): 3}, False)):  # fmt: skip
+        for options, unknown in (
+            ({"gtol": 1e-5}, method not in GRADIENT_TOLERANCE),
+            ({LIMIT_OPTION.get(method, "maxiter"): 3}, False),
+        ):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 scipy.optimize.minimize(fun, objective.x0, options=options, **kwargs)
@@ -244,27 +256,38 @@ def test_method_names_are_case_insensitive_and_null_is_scipys_choice():
 
 
 def test_bad_scipy_input():
-    with pytest.raises(ConfigError, match=r"optimizer.method=Adamax: expected one of Nelder-Mead, .*trust-krylov"):
+    with pytest.raises(ConfigError, match=r"optimizer\.method=Adamax: expected one of Nelder-Mead, .*trust-krylov"):
         scipy_method("Adamax")
     unbounded = sorted(set(METHODS) - TAKES_BOUNDS)
-    with pytest.raises(ConfigError, match="optimizer.method=BFGS: expected a method that takes bounds"):
+    with pytest.raises(ConfigError, match=r"optimizer\.method=BFGS: expected a method that takes bounds"):
         minimize_scipy(sin_cos(), scipy_method("BFGS"), max_iter=10)
     assert "BFGS" in unbounded
-    with pytest.raises(ConfigError, match=r"optimizer.options=.*Unknown solver options: ftoll"):
+    with pytest.raises(ConfigError, match=r"optimizer\.options=.*Unknown solver options: ftoll"):
         minimize_scipy(shifted_quadratic(), scipy_method("L-BFGS-B", {"ftoll": 1e-3}), max_iter=10)
-    with pytest.raises(ConfigError, match="optimizer.options.maxiter"):
+    with pytest.raises(ConfigError, match=r"optimizer\.options\.maxiter"):
         scipy_method("BFGS", {"maxiter": 3})
-    with pytest.raises(ConfigError, match=r"^grad_tol=0.001: expected 0 for optimizer.method=SLSQP, which has no "
-                                          r"gradient tolerance \(methods with one: BFGS, CG, L-BFGS-B"):  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match=r"^grad_tol=0.001: expected 0 for optimizer.method=SLSQP, which has no "
+        r"gradient tolerance \(methods with one: BFGS, CG, L-BFGS-B",
+    ):
         minimize_scipy(shifted_quadratic(), scipy_method("SLSQP"), max_iter=10, grad_tol=1e-3)
     with pytest.raises(ConfigError, match=r"^optimizer.options.gtol=0.1: expected no gtol beside grad_tol=0.001"):
         minimize_scipy(shifted_quadratic(), scipy_method("BFGS", {"gtol": 0.1}), max_iter=10, grad_tol=1e-3)
 
 
 def scipy_config(objective: dict, method: str, **settings) -> dict:
-    return {"objective": objective, "optimizer": {"_target_": "runner.scipy_driver.scipy", "method": method,
-            "options": {}}, "lr": None, "max_iter": 1000, "tol": 1e-6, "grad_tol": 0.0, "seed": 0,
-            "trace": {"x": True}, **settings}  # fmt: skip
+    return {
+        "objective": objective,
+        "optimizer": {"_target_": "runner.scipy_driver.scipy", "method": method, "options": {}},
+        "lr": None,
+        "max_iter": 1000,
+        "tol": 1e-6,
+        "grad_tol": 0.0,
+        "seed": 0,
+        "trace": {"x": True},
+        **settings,
+    }
 
 
 def test_the_summary_records_the_stop_reason_and_the_end_line_says_it(tmp_path):
@@ -286,22 +309,53 @@ def test_the_summary_records_the_stop_reason_and_the_end_line_says_it(tmp_path):
 
 def test_a_run_without_success_exits_0_and_its_end_line_says_why(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-m", "runner", "objective=quartic", "optimizer=scipy",
-                           "optimizer.method=Newton-CG", "hydra.run.dir=run"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "objective=quartic",
+            "optimizer=scipy",
+            "optimizer.method=Newton-CG",
+            "hydra.run.dir=run",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("stopped (solver: Warning: Desired error not necessarily achieved due to "
-                                  "precision loss.): f = -3.8399 after 4 iterations")  # fmt: skip
+    assert done.stdout.startswith(
+        "stopped (solver: Warning: Desired error not necessarily achieved due to "
+        "precision loss.): f = -3.8399 after 4 iterations"
+    )
 
 
 def test_a_sweep_over_methods_has_the_statuses_of_scipys_own_success(tmp_path):
     """``-m optimizer.method=<every method>`` on the quartic: each run is converged exactly when
     a direct ``minimize`` call with the same settings says ``success``, and never failed."""
     sweep_dir = tmp_path / "sweep"
-    done = subprocess.run([sys.executable, "-m", "runner", "-m", "objective=quartic", "optimizer=scipy",
-                           f"optimizer.method={','.join(METHODS)}", f"max_iter={MAX_ITER}", "tol=1e-9",
-                           f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "-m",
+            "objective=quartic",
+            "optimizer=scipy",
+            f"optimizer.method={','.join(METHODS)}",
+            f"max_iter={MAX_ITER}",
+            "tol=1e-9",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     runs = {row["optimizer.method"]: row for row in runner.load_runs(sweep_dir).to_dict("records")}
     assert sorted(runs) == sorted(METHODS)

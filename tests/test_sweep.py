@@ -27,8 +27,9 @@ TIMING = ["time_s", "run_id"]
 
 def sweep(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "runner", "-m", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "runner", "-m", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +38,13 @@ def grid_sweeps(tmp_path_factory):
     root = tmp_path_factory.mktemp("sweeps")
     dirs = {}
     for launcher in ("basic", "joblib", "submitit_local"):
-        pytest.importorskip({"basic": "hydra", "joblib": "hydra_plugins.hydra_joblib_launcher",
-                             "submitit_local": "hydra_plugins.hydra_submitit_launcher"}[launcher])  # fmt: skip
+        pytest.importorskip(
+            {
+                "basic": "hydra",
+                "joblib": "hydra_plugins.hydra_joblib_launcher",
+                "submitit_local": "hydra_plugins.hydra_submitit_launcher",
+            }[launcher]
+        )
         dirs[launcher] = root / launcher
         done = sweep(f"hydra/launcher={launcher}", *GRID, f"hydra.sweep.dir={dirs[launcher]}", cwd=root)
         assert done.returncode == 0, done.stderr
@@ -75,8 +81,10 @@ def test_a_sweep_is_one_dataset(grid_sweeps):
 
 
 def test_traces_are_bitwise_identical_across_launchers(grid_sweeps):
-    frames = {name: runner.load(d).drop(columns=TIMING).sort_values(["job", "iteration"]).reset_index(drop=True)
-              for name, d in grid_sweeps.items()}  # fmt: skip
+    frames = {
+        name: runner.load(d).drop(columns=TIMING).sort_values(["job", "iteration"]).reset_index(drop=True)
+        for name, d in grid_sweeps.items()
+    }
     basic = frames.pop("basic")
     for name, frame in frames.items():
         pd.testing.assert_frame_equal(frame[basic.columns], basic, check_exact=True, obj=name)
@@ -99,8 +107,15 @@ def test_a_failing_and_a_diverging_job_do_not_stop_the_sweep(tmp_path):
 @pytest.mark.parametrize("launcher", ["basic", "batched"])
 def test_a_value_of_the_wrong_type_keeps_every_run_in_the_tables(tmp_path, launcher):
     sweep_dir = tmp_path / "s"
-    done = sweep(f"hydra/launcher={launcher}", "lr=0.1,0.5,abc", "optimizer=momentum", "optimizer.momentum=0,0.9",
-                 "max_iter=50", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)  # fmt: skip
+    done = sweep(
+        f"hydra/launcher={launcher}",
+        "lr=0.1,0.5,abc",
+        "optimizer=momentum",
+        "optimizer.momentum=0,0.9",
+        "max_iter=50",
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=tmp_path,
+    )
     assert done.returncode == 1, done.stderr  # the failed jobs fail the command
     assert f"sweep: 6 runs: 4 max_iter, 2 failed  ({sweep_dir})" in done.stdout
     runs = runner.load_runs(sweep_dir)  # lr stays float64: the word is null there, and kept in the run's config
@@ -124,7 +139,8 @@ def test_the_sweep_fails_loudly_when_its_tables_cannot_be_written(tmp_path, monk
         app.SweepEnd().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
     assert exit_.value.code == app.EXIT_FAILED
     assert capsys.readouterr().err.strip() == (
-        f"error: the sweep's tables were not written (OSError: disk full); its runs are in {tmp_path}")  # fmt: skip
+        f"error: the sweep's tables were not written (OSError: disk full); its runs are in {tmp_path}"
+    )
 
 
 def test_a_crashing_job_is_recorded_with_its_traceback(tmp_path):
@@ -171,8 +187,15 @@ def test_a_changed_config_is_not_taken_for_a_finished_run(compose_cfg, tmp_path)
 
 def test_repetitions_share_a_config_id(tmp_path):
     sweep_dir = tmp_path / "s"
-    done = sweep("objective=sin_cos", "optimizer=adam", "lr=0.05,0.1", "seed=range(3)", "max_iter=50",
-                 f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)  # fmt: skip
+    done = sweep(
+        "objective=sin_cos",
+        "optimizer=adam",
+        "lr=0.05,0.1",
+        "seed=range(3)",
+        "max_iter=50",
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     runs = runner.load_runs(sweep_dir)
     assert len(runs) == 6 and runs["config_hash"].nunique() == 6
@@ -185,9 +208,22 @@ def test_repetitions_share_a_config_id(tmp_path):
 
 def test_sigterm_saves_the_trace_as_interrupted(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "runner", "objective=sin_cos", "optimizer=adam", "max_iter=100000000",
-                             "tol=0", f"hydra.run.dir={out}"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "objective=sin_cos",
+            "optimizer=adam",
+            "max_iter=100000000",
+            "tol=0",
+            f"hydra.run.dir={out}",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 60
     while not (out / "runner.log").exists() and time.time() < deadline:
         time.sleep(0.05)
@@ -233,8 +269,10 @@ def test_load_reads_only_the_columns_asked_for(grid_sweeps, tmp_path):
     for where in (grid_sweeps["basic"], stale):
         some = runner.load(where, columns=["run_id", "f", "x_1", "not_a_column"])
         assert list(some.columns) == ["run_id", "f", "x_1"]  # those the sweep has, in the order asked
-        pd.testing.assert_frame_equal(some.sort_values(["run_id", "f"], ignore_index=True),
-                                      whole[["run_id", "f", "x_1"]].sort_values(["run_id", "f"], ignore_index=True))  # fmt: skip
+        pd.testing.assert_frame_equal(
+            some.sort_values(["run_id", "f"], ignore_index=True),
+            whole[["run_id", "f", "x_1"]].sort_values(["run_id", "f"], ignore_index=True),
+        )
 
 
 def test_load_reads_a_single_run_folder(compose_cfg, tmp_path):
@@ -250,8 +288,11 @@ def test_the_presets_compose_as_multirun_sweeps(compose_cfg):
     from runner.app import config_dir
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        for name, swept in [("lr_sweep", {"lr"}), ("momentum_sweep", {"optimizer.momentum"}),
-                            ("lr_momentum_grid", {"lr", "optimizer.momentum"})]:  # fmt: skip
+        for name, swept in [
+            ("lr_sweep", {"lr"}),
+            ("momentum_sweep", {"optimizer.momentum"}),
+            ("lr_momentum_grid", {"lr", "optimizer.momentum"}),
+        ]:
             cfg = compose(config_name="config", overrides=[f"+experiment={name}"], return_hydra_config=True)
             assert cfg.hydra.mode.name == "MULTIRUN"
             assert set(cfg.hydra.sweeper.params) == swept

@@ -64,8 +64,11 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
             returns.append(run_alone(launcher, overrides, idx))
-        print(f"batched: 0 of {len(returns)} runs in {time.perf_counter() - start:.2f} s (the task function runs "
-              f"one job at a time)", flush=True)  # fmt: skip
+        print(
+            f"batched: 0 of {len(returns)} runs in {time.perf_counter() - start:.2f} s (the task function runs "
+            f"one job at a time)",
+            flush=True,
+        )
         return returns
     return _launch_batched(launcher, run_jobs, job_overrides, initial_job_idx, sweep_dir, start)
 
@@ -77,17 +80,28 @@ def run_alone(launcher: Any, overrides: Sequence[str], idx: int) -> JobReturn:
     with open_dict(sweep_config):
         sweep_config.hydra.job.id = idx
         sweep_config.hydra.job.num = idx
-    ret = run_job(hydra_context=launcher.hydra_context, task_function=launcher.task_function, config=sweep_config,
-                  job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")  # fmt: skip
+    ret = run_job(
+        hydra_context=launcher.hydra_context,
+        task_function=launcher.task_function,
+        config=sweep_config,
+        job_dir_key="hydra.sweep.dir",
+        job_subdir_key="hydra.sweep.subdir",
+    )
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     return ret
 
 
-def _launch_batched(launcher: Any, run_jobs: Callable, job_overrides: Sequence[Sequence[str]], initial_job_idx: int,
-                    sweep_dir: Path, start: float) -> list[JobReturn]:  # fmt: skip
+def _launch_batched(
+    launcher: Any,
+    run_jobs: Callable,
+    job_overrides: Sequence[Sequence[str]],
+    initial_job_idx: int,
+    sweep_dir: Path,
+    start: float,
+) -> list[JobReturn]:
     from runner.batched import Job
-    from runner.interrupt import EXIT_INTERRUPTED, sigterm_as_interrupt
     from runner.config import config_ids
+    from runner.interrupt import EXIT_INTERRUPTED, sigterm_as_interrupt
 
     log.info(f"Launching {len(job_overrides)} jobs, batched")
     jobs = []
@@ -101,9 +115,14 @@ def _launch_batched(launcher: Any, run_jobs: Callable, job_overrides: Sequence[S
 
     try:
         with sigterm_as_interrupt():
-            outcomes = run_jobs(jobs, sweep_dir, chunk_size=launcher.chunk_size,
-                                max_chunk_bytes=launcher.max_chunk_bytes, fallback=alone,
-                                part_prefix=f"jobs{initial_job_idx:06d}")  # fmt: skip
+            outcomes = run_jobs(
+                jobs,
+                sweep_dir,
+                chunk_size=launcher.chunk_size,
+                max_chunk_bytes=launcher.max_chunk_bytes,
+                fallback=alone,
+                part_prefix=f"jobs{initial_job_idx:06d}",
+            )
     except KeyboardInterrupt:
         print(f"interrupted: the runs so far are in {sweep_dir / 'parts'}", file=sys.stderr, flush=True)
         sys.exit(EXIT_INTERRUPTED)
@@ -111,14 +130,15 @@ def _launch_batched(launcher: Any, run_jobs: Callable, job_overrides: Sequence[S
     task_name = JobRuntime.instance().get("name")
     returns: list[JobReturn] = []
     batched = skipped = 0
-    for overrides, outcome in zip(job_overrides, outcomes):
+    for overrides, outcome in zip(job_overrides, outcomes, strict=False):
         if isinstance(outcome, JobReturn):
             returns.append(outcome)
             continue
         skipped += bool(outcome.get("skipped"))
         batched += not outcome.get("skipped")
-        ret = JobReturn(overrides=list(overrides), working_dir=os.getcwd(), task_name=task_name,
-                        status=JobStatus.COMPLETED)  # fmt: skip
+        ret = JobReturn(
+            overrides=list(overrides), working_dir=os.getcwd(), task_name=task_name, status=JobStatus.COMPLETED
+        )
         ret.return_value = _objective_value(outcome)
         returns.append(ret)
     done = f", {skipped} done already (skipped)" if skipped else ""

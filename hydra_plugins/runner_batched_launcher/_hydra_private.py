@@ -44,8 +44,9 @@ def apply_overrides(overrides: Sequence[Override], config: DictConfig) -> None:
 
 def overrides_dirname(overrides: Sequence[Override], exclude_keys: Sequence[str], item_sep: str, kv_sep: str) -> str:
     """``hydra.job.override_dirname`` of a job whose task overrides are ``overrides``, unresolved."""
-    return get_overrides_dirname(overrides=list(overrides), exclude_keys=list(exclude_keys), item_sep=item_sep,
-                                 kv_sep=kv_sep)  # fmt: skip
+    return get_overrides_dirname(
+        overrides=list(overrides), exclude_keys=list(exclude_keys), item_sep=item_sep, kv_sep=kv_sep
+    )
 
 
 def config_repository(config_loader: Any, config_name: str | None, overrides: Sequence[str]) -> Any:
@@ -53,8 +54,9 @@ def config_repository(config_loader: Any, config_name: str | None, overrides: Se
     return config_loader._parse_overrides_and_create_caching_repo(config_name, list(overrides))[1]
 
 
-def serve_sweeper_check(config_loader: Any, master: DictConfig,
-                        check: Callable[[list[str]], DictConfig | None]) -> None:  # fmt: skip
+def serve_sweeper_check(
+    config_loader: Any, master: DictConfig, check: Callable[[list[str]], DictConfig | None]
+) -> None:
     """Answer the sweeper's composability check of ``master``'s jobs with ``check(overrides)``.
 
     ``Sweeper.validate_batch_is_legal`` composes every job only to see that it composes,

@@ -34,8 +34,13 @@ from omegaconf import DictConfig
 
 
 class BatchedLauncher(Launcher):
-    def __init__(self, chunk_size: int = 1024, max_chunk_bytes: int = 256 * 2**20, compose: str = "fast",
-                 fast_validation: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        chunk_size: int = 1024,
+        max_chunk_bytes: int = 256 * 2**20,
+        compose: str = "fast",
+        fast_validation: bool = True,
+    ) -> None:
         super().__init__()
         if compose not in ("fast", "exact"):
             raise ValueError(f"hydra.launcher.compose={compose}: expected fast or exact")

@@ -85,10 +85,10 @@ def _interpolations(node: Any, path: tuple = ()):
     """``(path, text)`` of every string in a plain container that OmegaConf would resolve."""
     if isinstance(node, dict):
         for key, value in node.items():
-            yield from _interpolations(value, path + (key,))
+            yield from _interpolations(value, (*path, key))
     elif isinstance(node, list):
         for i, value in enumerate(node):
-            yield from _interpolations(value, path + (i,))
+            yield from _interpolations(value, (*path, i))
     elif isinstance(node, str) and "${" in node:
         yield path, node
 
@@ -242,10 +242,17 @@ class SweepComposer:
             subdir = OmegaConf.to_container(base.hydra.sweep, resolve=False).get("subdir")
             dirname = OmegaConf.to_container(base.hydra.job.config.override_dirname, resolve=True)
             template = OmegaConf.to_container(task, resolve=False)
-            references = frozenset(path for path, _ in _interpolations(template)
-                                   if isinstance(_node(task, path), AnyNode))  # fmt: skip
-            shape = _Shape(task=task, full=base, template=template, references=references,
-                           subdir_is_dirname=subdir == OVERRIDE_DIRNAME, dirname=dirname)  # fmt: skip
+            references = frozenset(
+                path for path, _ in _interpolations(template) if isinstance(_node(task, path), AnyNode)
+            )
+            shape = _Shape(
+                task=task,
+                full=base,
+                template=template,
+                references=references,
+                subdir_is_dirname=subdir == OVERRIDE_DIRNAME,
+                dirname=dirname,
+            )
         self._shapes[key] = shape
         return shape
 
@@ -289,8 +296,9 @@ class SweepComposer:
         """The job's folder when it is its override dirname as it stands; None when it takes resolving."""
         if not shape.subdir_is_dirname:
             return None
-        dirname = hydra_private.overrides_dirname(app, shape.dirname["exclude_keys"], shape.dirname["item_sep"],
-                                                  shape.dirname["kv_sep"])  # fmt: skip
+        dirname = hydra_private.overrides_dirname(
+            app, shape.dirname["exclude_keys"], shape.dirname["item_sep"], shape.dirname["kv_sep"]
+        )
         # OmegaConf resolves the subdir's value in turn: an override like lr=${max_iter} names the folder lr=3.
         return None if "$" in dirname or "\\" in dirname else dirname
 
@@ -311,7 +319,8 @@ class SweepComposer:
         with open_dict(full.hydra):
             full.hydra.overrides.task = [o.input_line for o in app]
             full.hydra.job.override_dirname = hydra_private.overrides_dirname(
-                app, shape.dirname["exclude_keys"], shape.dirname["item_sep"], shape.dirname["kv_sep"])
+                app, shape.dirname["exclude_keys"], shape.dirname["item_sep"], shape.dirname["kv_sep"]
+            )
             full.hydra.job.id = idx
             full.hydra.job.num = idx
         return str(OmegaConf.select(full, "hydra.sweep.subdir"))
