@@ -384,9 +384,7 @@ def _joined(tables: list[tuple[str, pa.Table]], path, columns: list[str] | None 
     if len(tables) == 1:
         return tables[0][1]
     joined = _concat([_with_constants(table, sweep=label) for label, table in tables])
-    names = _among(columns, joined.column_names) if columns is not None else None
-    if columns is not None and "sweep" not in columns:
-        names = [name for name in names if name != "sweep"]
+    names = _among(columns, joined.column_names)  # "sweep" among them only when asked for
     return _plain_table(joined if names is None else joined.select(names))
 
 
