@@ -17,6 +17,7 @@ the machine and its load (take the best of a few repeats where noted).
    sin_cos 50-D (skipped with a note where torch does not import; run this script with
    ``/tmp/torch-venv/bin/python`` for it).
 4. loading: ``runner.load`` / ``runner.load_runs`` of the 1,000-run sweep of figure 1 (1M rows).
+   Fresh against stale tables at 20M rows, time and peak memory: ``benchmarks/loading.py``.
 5. parallel launcher: hydra-joblib-launcher (2 workers) against the basic launcher on 4
    CPU-bound jobs.
 

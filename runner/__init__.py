@@ -2,7 +2,7 @@
 
 ``python -m runner [overrides]`` runs a study from the Hydra configs in ``conf/``;
 :func:`run` does the same from Python with a plain config mapping, and
-:func:`load` / :func:`load_runs` read a whole sweep into pandas.
+:func:`load` / :func:`load_runs` read a whole sweep (or a folder of sweeps, or a list) into pandas.
 """
 
 from runner.run import run

@@ -32,6 +32,7 @@ SUMMARY_FILE = "summary.json"
 RUNS_FILE = "runs.parquet"
 TRACES_FILE = "traces.parquet"
 PARTS_DIR = "parts"
+MULTIRUN_FILE = "multirun.yaml"  # Hydra writes it in every sweep folder, before any job runs
 FIGURES_DIR = "figures"
 VERSIONED_PACKAGES = ("runner", "numpy", "scipy", "pandas", "pyarrow", "hydra-core", "omegaconf", "matplotlib")
 
@@ -78,13 +79,14 @@ def copy_file(source: Path, path: Path) -> None:
     atomic_write(path, lambda tmp: shutil.copyfile(source, tmp))
 
 
-def built_after_its_runs(table_path: Path, sweep_dir: Path) -> bool:
-    """Whether a sweep table is at least as new as every run file below ``sweep_dir`` (job summaries
-    and chunk files): else a run was added since it was written."""
+def built_after_its_runs(table_path: Path, sweep_dir: Path, summaries: list[Path] | None = None) -> bool:
+    """Whether a sweep table is at least as new as every run file of ``sweep_dir`` (job summaries,
+    ``summaries`` when the caller has them, and chunk files): else a run was added since it was written."""
     if not table_path.is_file():
         return False
     built = table_path.stat().st_mtime_ns
-    sources = job_summaries(sweep_dir) + sorted((sweep_dir / PARTS_DIR).glob("*.parquet"))
+    summaries = job_summaries(sweep_dir) if summaries is None else summaries
+    sources = summaries + sorted((sweep_dir / PARTS_DIR).glob("*.parquet"))
     return all(p.stat().st_mtime_ns <= built for p in sources)
 
 
@@ -152,20 +154,48 @@ def completed_summary(output_dir: Path, config_hash: str) -> dict | None:
 # ----------------------------------------------------------------------------- a sweep's files
 
 
+def sweep_jobs(path: Path) -> dict[Path, list[Path]]:
+    """The sweeps at or below ``path``, each with the ``summary.json`` of every job folder of it.
+
+    Folders are known by their files, never by their names (a job's folder may be named by any
+    override value, ``.hidden`` and ``parts`` included): a job folder holds ``summary.json``; a
+    sweep folder holds :data:`RUNS_FILE`, :data:`TRACES_FILE`, Hydra's ``multirun.yaml`` or chunk
+    files in ``parts/``. A job belongs to the nearest sweep folder above it, else to ``path`` (a
+    run's folder, or a folder of job folders). A sweep without jobs maps to ``[]``.
+    """
+    root = Path(path)
+    sweeps: dict[Path, list[Path]] = {}
+    # os.walk, top down, so that a folder's sweep is known before its subfolders are visited.
+    owner = {root: root}
+    for folder, subfolders, files in os.walk(root):
+        folder = Path(folder)
+        names = set(files)
+        parent_sweep = owner[folder]
+        if SUMMARY_FILE in names:
+            sweeps.setdefault(parent_sweep, []).append(folder / SUMMARY_FILE)
+        elif _is_sweep_folder(folder, names, subfolders):
+            parent_sweep = folder
+            sweeps.setdefault(folder, [])
+        for sub in subfolders:
+            owner[folder / sub] = parent_sweep
+    return {sweep: sorted(found) for sweep, found in sorted(sweeps.items())}
+
+
+def _is_sweep_folder(folder: Path, files: set[str], subfolders: list[str]) -> bool:
+    if files & {RUNS_FILE, TRACES_FILE, MULTIRUN_FILE}:
+        return True
+    return PARTS_DIR in subfolders and any(chunk_files(folder, RUNS_FILE) + chunk_files(folder, TRACES_FILE))
+
+
 def job_summaries(sweep_dir: Path) -> list[Path]:
-    """Every ``summary.json`` of a job folder below ``sweep_dir``, Hydra's own folders skipped."""
-    found = []
-    for path in sorted(Path(sweep_dir).rglob(SUMMARY_FILE)):
-        relative = path.relative_to(sweep_dir).parts[:-1]
-        if not any(part.startswith(".") for part in relative) and PARTS_DIR not in relative[:1]:
-            found.append(path)
-    return found
+    """Every ``summary.json`` of a job folder of the sweep ``sweep_dir`` (:func:`sweep_jobs`)."""
+    return sweep_jobs(sweep_dir).get(Path(sweep_dir), [])
 
 
 def chunk_files(sweep_dir: Path, table: str) -> list[Path]:
     """The batched launcher's chunk files of ``table`` (:data:`RUNS_FILE` or :data:`TRACES_FILE`),
     in name order; the runs and traces of one chunk share the name before it."""
-    return sorted((sweep_dir / PARTS_DIR).glob(f"*.{table}"))
+    return sorted(p for p in (Path(sweep_dir) / PARTS_DIR).glob(f"*.{table}") if p.is_file())
 
 
 def write_part(sweep_dir: Path, name: str, runs: list[pa.Table], traces: list[pa.Table]) -> None:

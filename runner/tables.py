@@ -11,12 +11,15 @@ At the end of a sweep :func:`write_tables` writes the two tables (called by
 :func:`runner.app.finish_sweep`), in plain types that pandas, pyarrow, polars and DuckDB
 all read. The files themselves are read and written through :mod:`runner.store`. :func:`load` and
 :func:`load_runs` read them back, or rebuild them from the runs when they are
-missing or older than a run (a sweep still going, or resumed).
+missing or older than a run (a sweep still going, or resumed), file by file and only the columns
+asked for; they read one sweep, a folder of several or a list of folders, found by their files
+(:func:`runner.store.sweep_jobs`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
@@ -40,6 +43,7 @@ from runner.store import (
     read_schema,
     read_summary,
     read_table,
+    sweep_jobs,
     write_row_groups,
     write_table,
 )
@@ -177,10 +181,13 @@ class _TraceSource:
     def schema(self) -> pa.Schema:
         return pa.schema(list(self.file_schema) + [pa.field(name, _TEXT) for name, _ in self.constants])
 
-    def read(self) -> pa.Table:
-        text = [f.name for f in self.file_schema if f.type == _TEXT]
-        table = read_table(self.path, read_dictionary=text).cast(self.file_schema)
-        return _with_constants(table, **dict(self.constants))
+    def read(self, columns: list[str] | None = None) -> pa.Table:
+        """The file's rows and constants; ``columns``: only those of them (and of the file, only those are read)."""
+        fields = [f for f in self.file_schema if columns is None or f.name in columns]
+        text = [f.name for f in fields if f.type == _TEXT]
+        names = None if columns is None else [f.name for f in fields]
+        table = read_table(self.path, columns=names, read_dictionary=text).cast(pa.schema(fields))
+        return _with_constants(table, **{k: v for k, v in self.constants if columns is None or k in columns})
 
 
 def collect(sweep_dir: str | Path) -> tuple[pa.Table, pa.Table]:
@@ -194,10 +201,14 @@ def _plain(type_: pa.DataType) -> pa.DataType:
     return type_.value_type if pa.types.is_dictionary(type_) else type_
 
 
-def _sources(sweep_dir: Path) -> tuple[pa.Table, list[_TraceSource]]:
-    """The runs table of every run below ``sweep_dir``, and the files that hold their traces."""
+def _sources(
+    sweep_dir: Path, summaries: list[Path] | None = None, *, missing_ok: bool = False
+) -> tuple[pa.Table, list[_TraceSource]] | None:
+    """The runs table of every run of ``sweep_dir``, and the files that hold their traces (not opened).
+    ``summaries``: its jobs' ``summary.json`` files, when the caller has them (:func:`runner.store.sweep_jobs`).
+    A sweep without runs is an error, or None with ``missing_ok``."""
     records, types, traces = [], {}, []
-    for path in job_summaries(sweep_dir):
+    for path in job_summaries(sweep_dir) if summaries is None else summaries:
         summary = read_summary(path)
         job = path.parent.relative_to(sweep_dir).as_posix()
         records.append(run_record(summary, job))
@@ -208,6 +219,8 @@ def _sources(sweep_dir: Path) -> tuple[pa.Table, list[_TraceSource]]:
     runs_parts = [read_table(p) for p in chunk_files(sweep_dir, RUNS_FILE)]
     traces += [_TraceSource(p) for p in chunk_files(sweep_dir, TRACES_FILE)]
     runs = _concat([runs_table(records, types) if records else None, *runs_parts])
+    if runs is None and missing_ok:
+        return None
     if runs is None:
         raise FileNotFoundError(
             f"no runs below {sweep_dir}: expected <job>/{SUMMARY_FILE} or {PARTS_DIR}/*.{RUNS_FILE}"
@@ -290,40 +303,94 @@ def _single_chunk(sweep_dir: Path) -> tuple[Path, Path] | None:
     return None
 
 
-def load(path: str | Path, columns: list[str] | None = None):
+def load(path, columns: list[str] | None = None):
     """Every iteration of every run below ``path`` as one pandas DataFrame.
 
-    ``path`` is a sweep folder (or a single run's folder). Columns: the trace
+    ``path`` is a sweep folder, a single run's folder, a folder of several sweeps (per-job and
+    batched alike), or a list of any of these (:func:`sweeps`). Columns: the trace
     columns of each run (``iteration``, ``f``, ``grad_norm``, ``x_i``, ``time_s``,
     ``nfev``, ``ngev``, ``f_star``), its config as typed columns (``lr`` float, ``seed`` int,
-    ``optimizer`` string, ``optimizer.momentum`` ...), its ``status`` and its ``job`` folder.
-    ``columns`` reads only those of them the sweep has (``["run_id", "iteration", "f"]``):
+    ``optimizer`` string, ``optimizer.momentum`` ...), its ``status`` and its ``job`` folder, and
+    ``sweep`` where the runs come from several sweeps.
+    ``columns`` reads only those of them the sweep has (``["run_id", "iteration", "f"]``), and only
+    those of each file, from the sweep's tables or, when these are missing or stale, from its runs:
     a big sweep's few columns, without its memory.
     """
-    path = Path(path)
-    if built_after_its_runs(path / TRACES_FILE, path):
-        names = read_schema(path / TRACES_FILE).names
-        return read_table(path / TRACES_FILE, columns=_among(columns, names)).to_pandas()
-    traces = collect(path)[1]
-    names = _among(columns, traces.column_names)
-    return (traces if names is None else traces.select(names)).to_pandas()
+    tables = []
+    for label, sweep_dir, summaries in sweeps(path):
+        if built_after_its_runs(sweep_dir / TRACES_FILE, sweep_dir, summaries):
+            names = read_schema(sweep_dir / TRACES_FILE).names
+            tables.append((label, read_table(sweep_dir / TRACES_FILE, columns=_among(columns, names))))
+        elif (found := _sources(sweep_dir, summaries, missing_ok=True)) is not None:
+            traces = _concat([source.read(columns) for source in found[1]]) or _no_traces()
+            names = _among(columns, traces.column_names)
+            tables.append((label, _plain_table(traces if names is None else traces.select(names))))
+    return _joined(tables, path, columns).to_pandas()
 
 
 def _among(columns: list[str] | None, names: list[str]) -> list[str] | None:
     return None if columns is None else [name for name in columns if name in names]
 
 
-def load_runs(path: str | Path):
+def load_runs(path):
     """One row per run below ``path``: config, status, final f, f - f*, iterations,
-    evaluation counts, wall time, and the error of failed runs.
+    evaluation counts, wall time, and the error of failed runs; ``path`` as for :func:`load`,
+    and ``sweep`` where the runs come from several sweeps. No trace file is read.
 
     Repetitions (same config, other seed) share a ``config_id``:
     ``load_runs(d).groupby("config_id")`` groups them.
     """
-    path = Path(path)
-    if built_after_its_runs(path / RUNS_FILE, path):
-        return read_table(path / RUNS_FILE).to_pandas()
-    return collect(path)[0].to_pandas()
+    tables = []
+    for label, sweep_dir, summaries in sweeps(path):
+        if built_after_its_runs(sweep_dir / RUNS_FILE, sweep_dir, summaries):
+            tables.append((label, read_table(sweep_dir / RUNS_FILE)))
+        elif (found := _sources(sweep_dir, summaries, missing_ok=True)) is not None:
+            tables.append((label, found[0]))
+    return _joined(tables, path).to_pandas()
+
+
+def sweeps(path) -> list[tuple[str, Path, list[Path]]]:
+    """``(name, folder, job summaries)`` of every sweep at or below ``path``, a folder or a list of folders
+    (:func:`runner.store.sweep_jobs`). Its name is its folder relative to ``path``, or, for a list, the
+    folder as given joined with that. A folder of the list inside another one of it adds nothing."""
+    single = isinstance(path, (str, os.PathLike))
+    given = [Path(p) for p in ([path] if single else path)]
+    if not given:
+        raise ValueError("path=[]: expected a sweep folder, a run folder, a folder of sweeps or a list of them")
+    for folder in given:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"path={folder}: expected a sweep folder, a run folder or a folder of sweeps")
+    resolved = [folder.resolve() for folder in given]
+    found = []
+    for i, folder in enumerate(given):
+        # Each run once: a folder within another of the list, or given twice, is read with that one.
+        if any(
+            j != i and resolved[i].is_relative_to(other) and (other != resolved[i] or j < i)
+            for j, other in enumerate(resolved)
+        ):
+            continue
+        for sweep_dir, summaries in sweep_jobs(folder).items():
+            name = sweep_dir.relative_to(folder)
+            found.append(((name if single else folder / name).as_posix(), sweep_dir, summaries))
+    return found
+
+
+def _joined(tables: list[tuple[str, pa.Table]], path, columns: list[str] | None = None) -> pa.Table:
+    """The sweeps' tables as one, with a ``sweep`` column where there are several."""
+    if not tables:
+        raise FileNotFoundError(
+            f"path={path}: no runs there: expected <job>/{SUMMARY_FILE}, {PARTS_DIR}/*.{RUNS_FILE} or {RUNS_FILE}"
+        )
+    if len(tables) == 1:
+        return tables[0][1]
+    joined = _concat([_with_constants(table, sweep=label) for label, table in tables])
+    names = _among(columns, joined.column_names)  # "sweep" among them only when asked for
+    return _plain_table(joined if names is None else joined.select(names))
+
+
+def _plain_table(table: pa.Table) -> pa.Table:
+    """``table`` with its text columns as plain strings, as the sweep's tables are read."""
+    return table.cast(pa.schema([f.with_type(_plain(f.type)) for f in table.schema]))
 
 
 def status_counts(runs: pa.Table) -> Counter:
