@@ -555,7 +555,9 @@ def run_jobs(
     With ``resume``, as a sweep run again into its folder: a job that an earlier launch
     finished (same folder name, same config hash) is not run again (its entry has
     ``"skipped": True``); one it left interrupted, or ran with another config, is taken out
-    of its chunk files and run again.
+    of its chunk files and run again. The chunk files are read first, and a damaged one's runs
+    run again, with a line naming it (:func:`runner.store.repair_parts`). Two calls into one
+    folder at once are not guarded here: the launcher holds the folder's lock around its call.
     """
     check_count(chunk_size, "chunk_size")
     sweep_dir = Path(sweep_dir)
