@@ -235,6 +235,8 @@ def _holder(folder: Path) -> str:
 
 
 def _alive(pid: int) -> bool:
+    if os.name == "nt":  # there os.kill ends the process whatever the signal: no way to only ask
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -366,3 +366,17 @@ def test_a_killed_writers_lock_is_taken_over_and_its_note_not_trusted(tmp_path):
     with folder_lock(tmp_path, timeout=0):  # taken at once: the OS released the killed writer's lock
         assert json.loads((tmp_path / LOCK_NOTE).read_text())["pid"] == os.getpid()
     assert not (tmp_path / LOCK_NOTE).exists()
+
+
+def test_a_note_left_by_a_dead_writer_is_not_named(tmp_path):
+    dead = holder(tmp_path / "dead", "die")
+    dead.wait()
+    proc = holder(tmp_path, "hold")
+    try:  # the live holder's note replaced by one of a process that is gone
+        (tmp_path / LOCK_NOTE).write_text(json.dumps({"pid": dead.pid, "since": "2026-01-01T00:00:00Z"}))
+        with pytest.raises(FolderBusy) as busy, folder_lock(tmp_path, timeout=0):
+            pass
+        assert str(busy.value) == f"another sweep is writing to {tmp_path} (holder unknown)"
+    finally:
+        proc.kill()
+        proc.wait()
