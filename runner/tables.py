@@ -215,13 +215,18 @@ def _sources(sweep_dir: Path) -> tuple[pa.Table, list[_TraceSource]]:
         trace_path = path.parent / TRACE_FILE
         if summary.get("trace_file") and trace_path.is_file() and _readable(trace_path, sweep_dir):
             traces.append(_TraceSource(trace_path, (("status", summary["status"]), ("job", job))))
-    runs_parts = []
+    runs_parts, unread = [], set()
     for p in chunk_files(sweep_dir, RUNS_FILE):
         try:
             runs_parts.append(read_table(p))
         except (OSError, pa.ArrowException) as err:
             _skipped(p, sweep_dir, err)
-    traces += [_TraceSource(p) for p in chunk_files(sweep_dir, TRACES_FILE) if _readable(p, sweep_dir)]
+            unread.add(p.name[: -len(RUNS_FILE)])  # and its traces: rows without their runs
+    traces += [
+        _TraceSource(p)
+        for p in chunk_files(sweep_dir, TRACES_FILE)
+        if p.name[: -len(TRACES_FILE)] not in unread and _readable(p, sweep_dir)
+    ]
     runs = _concat([runs_table(records, types) if records else None, *runs_parts])
     if runs is None:
         raise FileNotFoundError(

@@ -318,6 +318,8 @@ def test_the_tables_skip_a_file_that_does_not_read(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("tables: skipped ") == 3, err
     assert runs.num_rows == 6 - 1 - 2  # the list summary's run and the two runs of the unreadable chunk
+    traced = parquet_rows_by_run([sweep_dir / "traces.parquet"])
+    assert set(traced) < set(runs["run_id"].to_pylist())  # no row without its run; the truncated trace's run has none
 
 
 # ----------------------------------------------------------------------------- the lock
