@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -522,6 +523,15 @@ def _run_alone(sweep_dir: Path):
     return fallback
 
 
+def _say_rerun(sweep_dir: Path):
+    """The line of a chunk file that resume found damaged: its runs run again."""
+
+    def say(path: Path, what: str) -> None:
+        print(f"rerun: {path.relative_to(sweep_dir).as_posix()} {what}", file=sys.stderr, flush=True)
+
+    return say
+
+
 def run_jobs(
     jobs: Sequence[Job],
     sweep_dir: str | Path,
@@ -545,7 +555,9 @@ def run_jobs(
     With ``resume``, as a sweep run again into its folder: a job that an earlier launch
     finished (same folder name, same config hash) is not run again (its entry has
     ``"skipped": True``); one it left interrupted, or ran with another config, is taken out
-    of its chunk files and run again.
+    of its chunk files and run again. The chunk files are read first, and a damaged one's runs
+    run again, with a line naming it (:func:`runner.store.repair_parts`). Two calls into one
+    folder at once are not guarded here: the launcher holds the folder's lock around its call.
     """
     check_count(chunk_size, "chunk_size")
     sweep_dir = Path(sweep_dir)
@@ -556,7 +568,7 @@ def run_jobs(
         i: (job.config_hash, job.config_id) if job.config_id else config_ids(job.config, job.config)
         for i, job in enumerate(jobs)
     }
-    finished, earlier_jobs = earlier_runs(sweep_dir) if resume else ({}, set())
+    finished, earlier_jobs = earlier_runs(sweep_dir, _say_rerun(sweep_dir)) if resume else ({}, set())
     todo = []
     for i, job in enumerate(jobs):
         if (earlier := finished.get((job.name, ids[i][0]))) is not None:

@@ -7,6 +7,7 @@ it takes a plain mapping (or an OmegaConf config) and never imports Hydra.
 from __future__ import annotations
 
 import functools
+import sys
 import time
 import traceback
 import uuid
@@ -27,7 +28,15 @@ from runner.config import (
 from runner.errors import ConfigError
 from runner.loop import minimize
 from runner.optimizers import Optimizer
-from runner.store import SUMMARY_FILE, TRACE_FILE, completed_summary, package_versions, write_summary, write_trace
+from runner.store import (
+    SUMMARY_FILE,
+    TRACE_FILE,
+    completed_summary,
+    folder_lock,
+    package_versions,
+    write_summary,
+    write_trace,
+)
 from runner.trace import summary_record
 
 
@@ -41,9 +50,16 @@ def run(cfg, output_dir: str | Path, *, progress=None, resume: bool = True) -> d
     config is left as it is and its summary returned, marked ``skipped``.
     """
     output_dir = Path(output_dir)
+    # One writer per folder, and the resume check made by the one holding it: a second run of the
+    # same folder waits, then finds this one's run (never a summary of one beside a trace of another).
+    with folder_lock(output_dir, "run"):
+        return _run(cfg, output_dir, progress, resume)
+
+
+def _run(cfg, output_dir: Path, progress, resume: bool) -> dict:
     unresolved, cfg = plain(cfg, resolve=False), plain(cfg)
     config_hash, config_id = config_ids(cfg, unresolved)
-    if resume and (done := completed_summary(output_dir, config_hash)) is not None:
+    if resume and (done := completed_summary(output_dir, config_hash, _say_rerun)) is not None:
         return {**done, "skipped": True}
     output_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -97,6 +113,7 @@ def run(cfg, output_dir: str | Path, *, progress=None, resume: bool = True) -> d
             x_star=objective.x_star,
             details=result.details,
             trace_file=TRACE_FILE,
+            trace_rows=len(result.trace.f),  # what resume checks the trace against (scipy's counts differ)
         )
     except ConfigError as err:
         summary = summary_record(**identity, status="failed", stop_reason="error", message=str(err), error=str(err))
@@ -114,6 +131,10 @@ def run(cfg, output_dir: str | Path, *, progress=None, resume: bool = True) -> d
     summary.setdefault("wall_time_s", time.time() - started)
     write_summary(output_dir / SUMMARY_FILE, summary)
     return summary
+
+
+def _say_rerun(path: Path, what: str) -> None:
+    print(f"rerun: {shown_path(path)} {what}", file=sys.stderr, flush=True)
 
 
 def summary_line(summary: dict, where: str | None = None) -> str:

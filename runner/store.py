@@ -15,7 +15,9 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager, suppress
 from importlib import metadata
 from pathlib import Path
 
@@ -23,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from filelock import FileLock, Timeout
 
 from runner.columns import COLUMN_TYPES, jsonable, typed_array
 from runner.trace import FINAL_STATUSES, RunResult
@@ -137,18 +140,154 @@ def package_versions() -> dict:
     return versions
 
 
-def completed_summary(output_dir: Path, config_hash: str) -> dict | None:
-    """The summary of a finished run of the same config in ``output_dir``, if there is one."""
-    path = output_dir / SUMMARY_FILE
-    if not path.is_file() or not (output_dir / TRACE_FILE).is_file():
-        return None
+# The keys a finished run's summary holds (runner.trace.summary_record): without one of them, it is not a run's record.
+SUMMARY_KEYS = ("run_id", "config_hash", "status")
+
+
+def completed_summary(
+    output_dir: Path, config_hash: str, report: Callable[[Path, str], None] | None = None
+) -> dict | None:
+    """The summary of a finished run of the same config in ``output_dir``, if there is one.
+
+    Finished means read, not merely present: the summary is a run's record (a dict with
+    :data:`SUMMARY_KEYS`) with a final status, and the trace is a readable parquet file of
+    ``iterations + 1`` rows, or the summary's ``trace_rows`` (its footer read, not its data). A folder
+    that holds files but no such run gets ``report(file, "is not readable (...)")``, so that its
+    rerun says which file and why.
+    """
+    summary, problem = finished_run(output_dir, config_hash)
+    if problem is not None and report is not None:
+        report(*problem)
+    return summary
+
+
+def finished_run(output_dir: Path, config_hash: str) -> tuple[dict | None, tuple[Path, str] | None]:
+    """``(summary, None)`` for a finished run of ``config_hash`` in ``output_dir``, else ``(None, problem)``:
+    ``(file, what is wrong with it)``, or None when there is no run, or one of another config, unfinished
+    or failed (run again, as ever)."""
+    path = Path(output_dir) / SUMMARY_FILE
+    if not path.is_file():
+        return None, None
     try:
         summary = read_summary(path)
-    except (OSError, ValueError):
-        return None
-    if summary.get("config_hash") == config_hash and summary.get("status") in FINAL_STATUSES:
-        return summary
+    except (OSError, ValueError) as err:
+        return None, (path, f"is not readable ({type(err).__name__}: {_first_line(err)})")
+    if not isinstance(summary, dict) or (missing := [k for k in SUMMARY_KEYS if k not in summary]):
+        what = f"a JSON {type(summary).__name__}" if not isinstance(summary, dict) else f"no {', '.join(missing)}"
+        return None, (path, f"is not a run's summary ({what})")
+    if summary.get("config_hash") != config_hash or summary.get("status") not in FINAL_STATUSES:
+        return None, None
+    # A trace holds iterations + 1 rows, but for some scipy methods: the summary says how many it wrote.
+    iterations = summary.get("iterations")
+    rows = summary.get("trace_rows", iterations + 1 if _is_int(iterations) else None)
+    if not _is_int(rows) or rows < 1:
+        return None, (path, f"is not a finished run's summary (trace_rows: {rows!r})")
+    trace = path.parent / TRACE_FILE
+    problem = trace_problem(trace, rows)
+    return (None, (trace, problem)) if problem else (summary, None)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parquet_rows(path: Path) -> int:
+    """The row count of a parquet file, from its footer alone (raises if the file is absent or not parquet)."""
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def trace_problem(path: Path, rows: int | None = None) -> str | None:
+    """What is wrong with a parquet file (``is missing``, ``is not readable (...)``, ``has N rows, expected
+    M``), or None when its footer reads and gives ``rows`` rows (any, for None)."""
+    if not Path(path).is_file():
+        return "is missing"
+    try:
+        found = parquet_rows(path)
+    except (OSError, pa.ArrowException) as err:
+        return f"is not readable ({_first_line(err)})"
+    if rows is not None and found != rows:
+        return f"has {found} rows, expected {rows}"
     return None
+
+
+def _first_line(err: Exception) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
+# ----------------------------------------------------------------------------- one writer per folder
+
+LOCK_FILE = ".runner.lock"
+# Who holds the lock, for the message of the writer that waits; the lock file itself is
+# truncated by every attempt to take it, so the note lives beside it.
+LOCK_NOTE = ".runner.lock.json"
+
+
+def _holder(folder: Path) -> str:
+    """``pid N, since T`` from the lock note, or ``holder unknown`` when the note is absent, unreadable,
+    or left by a process that is gone (a killed holder's lock is released by the OS, not its note)."""
+    try:
+        note = json.loads((folder / LOCK_NOTE).read_text())
+        pid, since = int(note["pid"]), note["since"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return "holder unknown"
+    if not _alive(pid):
+        return "holder unknown"
+    return f"pid {pid}, since {since}"
+
+
+def _alive(pid: int) -> bool:
+    if os.name == "nt":  # there os.kill ends the process whatever the signal: no way to only ask
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+@contextmanager
+def folder_lock(folder: Path, what: str = "sweep", *, timeout: float = -1, say: Callable[[str], None] | None = None):
+    """Hold ``folder``'s writer lock (``<folder>/.runner.lock``) for the ``with`` block: one writer per folder.
+
+    A second writer says once ``another <what> is writing to <folder> (pid N, since T); waiting``
+    through ``say`` (default: stderr) and waits for it, at most ``timeout`` seconds (-1: as long as
+    it takes), then raises :class:`FolderBusy` with that line. The lock is the OS's (``flock``
+    through ``filelock``): a killed writer's lock is released with its process, so a stale lock
+    never blocks, and its note (pid, start time) is trusted only while that pid lives.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(folder / LOCK_FILE)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        line = f"another {what} is writing to {folder} ({_holder(folder)})"
+        if timeout == 0:
+            raise FolderBusy(line) from None
+        (say or _to_stderr)(f"{line}; waiting")
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise FolderBusy(line) from None
+    try:
+        note = {"pid": os.getpid(), "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        atomic_write(folder / LOCK_NOTE, lambda tmp: Path(tmp).write_text(json.dumps(note)))
+        yield
+    finally:
+        with suppress(OSError):
+            (folder / LOCK_NOTE).unlink()
+        lock.release()
+
+
+class FolderBusy(RuntimeError):
+    """Another writer holds a folder's lock (the message is one line naming the folder and the holder)."""
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 # ----------------------------------------------------------------------------- a sweep's files
@@ -222,33 +361,100 @@ def write_part(sweep_dir: Path, name: str, runs: list[pa.Table], traces: list[pa
     atomic_write(parts / f"{name}.{RUNS_FILE}", lambda tmp: pq.write_table(runs_table, tmp))
 
 
-def earlier_runs(sweep_dir: Path) -> tuple[dict, set]:
+def earlier_runs(sweep_dir: Path, report: Callable[[Path, str], None] | None = None) -> tuple[dict, set]:
     """What earlier launches left in the sweep's chunk files: the outcome of each finished run by
-    ``(job, config_hash)``, and every job that has a run there."""
-    finished, present = {}, set()
+    ``(job, config_hash)``, and every job that has a run there.
+
+    The chunk files are checked first (:func:`repair_parts`): what a crash or a damaged file left
+    is taken out, and ``report(file, what is wrong)`` says so. A job with runs in two chunks
+    (from before folders were locked) counts as unfinished, so that it runs once more, alone.
+    """
+    repair_parts(sweep_dir, report)
+    finished, present, twice = {}, set(), set()
     for path in chunk_files(sweep_dir, RUNS_FILE):
-        for row in pq.read_table(path, columns=["job", "config_hash", "status", "message", "f"]).to_pylist():
+        for row in read_table(path, columns=["job", "config_hash", "status", "message", "f"]).to_pylist():
+            if row["job"] in present:
+                twice.add(row["job"])
             present.add(row["job"])
             if row["status"] in FINAL_STATUSES:
                 finished[(row["job"], row["config_hash"])] = {k: row[k] for k in ("status", "message", "f")}
-    return finished, present
+    return {key: value for key, value in finished.items() if key[0] not in twice}, present
+
+
+def _traces_of(runs_path: Path) -> Path:
+    return runs_path.with_name(runs_path.name[: -len(RUNS_FILE)] + TRACES_FILE)
+
+
+def repair_parts(sweep_dir: Path, report: Callable[[Path, str], None] | None = None) -> None:
+    """Make every chunk a pair of readable files whose traces hold ``iterations + 1`` rows of each of
+    its runs and no other rows; what cannot be made so is taken out (its jobs then run again).
+
+    * a traces file without its runs file (a launch killed between the two): removed;
+    * a runs or traces file that is missing or does not read (its footer): the chunk is removed;
+    * a traces file whose row count (its footer) is not the runs' ``iterations + 1`` summed (a
+      launch killed while :func:`drop_runs` rewrote the chunk): each run keeps its rows if all of
+      them are there, else it is taken out with its rows, the traces file written first.
+
+    Every step is a whole-file rename or removal that leaves the chunk in one of these states,
+    so a crash at any point is repaired by the next call.
+    """
+    report = report or (lambda path, what: None)
+    runs_files = chunk_files(sweep_dir, RUNS_FILE)
+    for traces_path in chunk_files(sweep_dir, TRACES_FILE):
+        if traces_path.with_name(traces_path.name[: -len(TRACES_FILE)] + RUNS_FILE) not in runs_files:
+            report(traces_path, "holds no runs (its runs file is missing)")
+            traces_path.unlink(missing_ok=True)
+    for runs_path in runs_files:
+        traces_path = _traces_of(runs_path)
+        try:
+            runs = read_table(runs_path, columns=["run_id", "iterations"])
+        except (OSError, pa.ArrowException) as err:
+            runs, problem, bad = None, f"is not readable ({_first_line(err)})", runs_path
+        else:
+            problem, bad = trace_problem(traces_path), traces_path
+        if problem is not None:
+            report(bad, problem)
+            runs_path.unlink(missing_ok=True)  # the runs first: traces without runs are removed next time
+            traces_path.unlink(missing_ok=True)
+            continue
+        expected = pc.sum(runs["iterations"]).as_py() or 0
+        if parquet_rows(traces_path) == expected + runs.num_rows:
+            continue
+        report(traces_path, f"has {parquet_rows(traces_path)} rows, expected {expected + runs.num_rows}")
+        _keep_whole_runs(runs_path, traces_path)
+
+
+def _keep_whole_runs(runs_path: Path, traces_path: Path) -> None:
+    """A chunk's runs whose trace rows are all there (``iterations + 1``), and only their rows."""
+    runs, traces = read_table(runs_path), read_table(traces_path)
+    values, counts = pc.value_counts(traces["run_id"]).flatten()
+    counts = dict(zip(values.to_pylist(), counts.to_pylist(), strict=True))
+    run_ids, iterations = runs["run_id"].to_pylist(), runs["iterations"].to_pylist()
+    keep = [counts.get(r) == n + 1 for r, n in zip(run_ids, iterations, strict=True)]
+    runs = runs.filter(pa.array(keep, pa.bool_()))
+    kept = pc.is_in(traces["run_id"], value_set=runs["run_id"].combine_chunks())
+    write_table(traces_path, traces.filter(kept), store_schema=False)
+    write_table(runs_path, runs)
 
 
 def drop_runs(sweep_dir: Path, jobs: set[str]) -> None:
     """Take the earlier runs of ``jobs`` out of the chunk files that hold them. They run again
-    (unfinished, or with another config), and as with a job folder, the new run replaces the old."""
+    (unfinished, or with another config), and as with a job folder, the new run replaces the old.
+
+    The traces file is rewritten first, then the runs file, each in one rename: a crash between
+    leaves runs whose rows are gone, which :func:`repair_parts` takes out (their jobs are being
+    run again anyway), never trace rows without their run.
+    """
     if not jobs:
         return
     for runs_path in chunk_files(sweep_dir, RUNS_FILE):
-        runs = pq.read_table(runs_path)
+        runs = read_table(runs_path)
         drop = pc.is_in(runs["job"], pa.array(sorted(jobs)))
         if not pc.any(drop).as_py():
             continue
-        traces_path = runs_path.with_name(runs_path.name[: -len(RUNS_FILE)] + TRACES_FILE)
-        traces = pq.read_table(traces_path)
+        traces_path = _traces_of(runs_path)
+        traces = read_table(traces_path)
         dropped = runs.filter(drop)["run_id"].combine_chunks()
         traces = traces.filter(pc.invert(pc.is_in(traces["run_id"], value_set=dropped)))
-        # The runs file first: should the traces file not follow, a dropped run's rows are left
-        # without their run, never a run that is kept without its rows.
-        write_table(runs_path, runs.filter(pc.invert(drop)))
         write_table(traces_path, traces, store_schema=False)
+        write_table(runs_path, runs.filter(pc.invert(drop)))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
@@ -44,6 +45,7 @@ from runner.store import (
     read_summary,
     read_table,
     sweep_jobs,
+    trace_problem,
     write_row_groups,
     write_table,
 )
@@ -208,16 +210,34 @@ def _sources(
     ``summaries``: its jobs' ``summary.json`` files, when the caller has them (:func:`runner.store.sweep_jobs`).
     A sweep without runs is an error, or None with ``missing_ok``."""
     records, types, traces = [], {}, []
+    # A file that does not read is left out with a line naming it, never the whole sweep's tables.
     for path in job_summaries(sweep_dir) if summaries is None else summaries:
-        summary = read_summary(path)
+        try:
+            summary = read_summary(path)
+        except (OSError, ValueError) as err:
+            _skipped(path, sweep_dir, err)
+            continue
+        if not isinstance(summary, dict):
+            _skipped(path, sweep_dir, f"a JSON {type(summary).__name__}, not a run's summary")
+            continue
         job = path.parent.relative_to(sweep_dir).as_posix()
         records.append(run_record(summary, job))
         types = {**record_types(summary.get("config") or {}), **types}  # the first run that declares a key types it
         trace_path = path.parent / TRACE_FILE
-        if summary.get("trace_file") and trace_path.is_file():
+        if summary.get("trace_file") and trace_path.is_file() and _readable(trace_path, sweep_dir):
             traces.append(_TraceSource(trace_path, (("status", summary["status"]), ("job", job))))
-    runs_parts = [read_table(p) for p in chunk_files(sweep_dir, RUNS_FILE)]
-    traces += [_TraceSource(p) for p in chunk_files(sweep_dir, TRACES_FILE)]
+    runs_parts, unread = [], set()
+    for p in chunk_files(sweep_dir, RUNS_FILE):
+        try:
+            runs_parts.append(read_table(p))
+        except (OSError, pa.ArrowException) as err:
+            _skipped(p, sweep_dir, err)
+            unread.add(p.name[: -len(RUNS_FILE)])  # and its traces: rows without their runs
+    traces += [
+        _TraceSource(p)
+        for p in chunk_files(sweep_dir, TRACES_FILE)
+        if p.name[: -len(TRACES_FILE)] not in unread and _readable(p, sweep_dir)
+    ]
     runs = _concat([runs_table(records, types) if records else None, *runs_parts])
     if runs is None and missing_ok:
         return None
@@ -226,6 +246,18 @@ def _sources(
             f"no runs below {sweep_dir}: expected <job>/{SUMMARY_FILE} or {PARTS_DIR}/*.{RUNS_FILE}"
         )
     return runs, traces
+
+
+def _readable(path: Path, sweep_dir: Path) -> bool:
+    if (problem := trace_problem(path)) is None:
+        return True
+    _skipped(path, sweep_dir, problem)
+    return False
+
+
+def _skipped(path: Path, sweep_dir: Path, why) -> None:
+    why = why if isinstance(why, str) else f"{type(why).__name__}: {str(why).strip().splitlines()[0]}"
+    print(f"tables: skipped {path.relative_to(sweep_dir).as_posix()} ({why})", file=sys.stderr, flush=True)
 
 
 def _no_traces() -> pa.Table:
@@ -299,7 +331,8 @@ def _single_chunk(sweep_dir: Path) -> tuple[Path, Path] | None:
     """``(traces, runs)`` chunk files when they hold every run of the sweep, else None."""
     traces, runs = chunk_files(sweep_dir, TRACES_FILE), chunk_files(sweep_dir, RUNS_FILE)
     if len(traces) == len(runs) == 1 and traces[0].name[: -len(TRACES_FILE)] == runs[0].name[: -len(RUNS_FILE)]:
-        return None if job_summaries(sweep_dir) else (traces[0], runs[0])
+        damaged = trace_problem(traces[0]) or trace_problem(runs[0])  # read, and skipped, file by file
+        return None if job_summaries(sweep_dir) or damaged else (traces[0], runs[0])
     return None
 
 

@@ -70,7 +70,11 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
             flush=True,
         )
         return returns
-    return _launch_batched(launcher, run_jobs, job_overrides, initial_job_idx, sweep_dir, start)
+    from runner.store import folder_lock
+
+    # One launch at a time per sweep folder: a second one waits, then resumes what the first did.
+    with folder_lock(sweep_dir, "sweep"):
+        return _launch_batched(launcher, run_jobs, job_overrides, initial_job_idx, sweep_dir, start)
 
 
 def run_alone(launcher: Any, overrides: Sequence[str], idx: int) -> JobReturn:
