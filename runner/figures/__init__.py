@@ -10,7 +10,8 @@ A figure is a module of this package with a ``name``, its file stem, and a
 function ``figure(traces, runs) -> Figure | None``; :data:`REGISTRY` lists the
 modules, one line each, in drawing order, so that adding a figure is one module
 and one line there. What the figures share: ``_data`` (the tables' columns, each
-run's rows, and its objective, built by ``objectives.REGISTRY``), ``_style``
+run's rows, and its objective, built by ``objectives.REGISTRY`` or a config folder the
+user names with ``--config-dir``, never by a ``_target_`` read from the folder), ``_style``
 (palette, names, number formatting), ``_layout`` (swept keys, grid or search,
 panels, legends, titles) and ``_series`` (series, repetitions, view ranges).
 The figures, each drawn only where it applies:
