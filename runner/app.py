@@ -27,6 +27,7 @@ from runner.batched import run_jobs
 from runner.interrupt import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, sigterm_as_interrupt
 from runner.run import run, shown_path, summary_line
 from runner.stopping import TerminalProgress
+from runner.store import job_dir, remove_stale_temps
 from runner.tables import status_counts, write_tables
 from runner.trace import STATUSES
 
@@ -41,6 +42,9 @@ def config_dir() -> str:
 # A short random suffix keeps two runs started in the same second out of each other's folder.
 if not OmegaConf.has_resolver("runner.uid"):
     OmegaConf.register_new_resolver("runner.uid", lambda: uuid.uuid4().hex[:6], use_cache=True)
+# hydra.sweep.subdir: a job's folder from its overrides, cut short with a hash where it would be too long or unsafe.
+if not OmegaConf.has_resolver("runner.job_dir"):
+    OmegaConf.register_new_resolver("runner.job_dir", lambda dirname="": job_dir(str(dirname)))
 
 
 class SweepEnd(Callback):
@@ -54,10 +58,27 @@ class SweepEnd(Callback):
     def __init__(self, figures: bool = True):
         self.figures = figures
 
+    def on_multirun_start(self, config, **kwargs) -> None:
+        """Before any job: refuse a job folder outside the sweep folder, and remove what killed writes left."""
+        subdir = outside_sweep_dir(config)
+        if subdir is not None:
+            print(
+                f"error: hydra.sweep.subdir={subdir}: expected a folder inside the sweep folder "
+                f"(a relative path without ..)",
+                file=sys.stderr,
+                flush=True,
+            )
+            sys.exit(EXIT_BAD_CONFIG)  # SystemExit passes Hydra's callback guard, which only warns on an Exception
+        remove_stale_temps(Path(config.hydra.sweep.dir))
+
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
-            counts = finish_sweep(sweep_dir, figures=self.figures)
+            counts = finish_sweep(sweep_dir, figures=self.figures, config_dirs=config_folders(config))
+        except KeyboardInterrupt as err:  # a Ctrl-C while the tables are written: the runs are in their files
+            what = str(err) or "the sweep's tables were not written (interrupted)"
+            print(f"interrupted: {what}; its runs are in {sweep_dir}", file=sys.stderr, flush=True)
+            sys.exit(EXIT_INTERRUPTED)
         except Exception as err:  # Hydra would only warn and exit 0: say it, and fail the command
             print(
                 f"error: the sweep's tables were not written ({type(err).__name__}: {err}); its runs are in "
@@ -70,27 +91,58 @@ class SweepEnd(Callback):
             sys.exit(EXIT_FAILED)
 
 
+def outside_sweep_dir(config) -> str | None:
+    """``hydra.sweep.subdir`` as set, when it names a folder outside the sweep folder (absolute, or up
+    through ``..``); None when it stays inside. A subdir that only resolves per job is checked as written."""
+    raw = OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir")
+    try:
+        resolved = OmegaConf.select(config, "hydra.sweep.subdir", throw_on_resolution_failure=True)
+    except Exception:  # refers to a job's own values (hydra.job.num): the written text is what can be checked
+        resolved = raw
+    for value in (raw, resolved):
+        text = str(value or "")
+        if "${" in text:
+            continue
+        normal = os.path.normpath(text) if text else ""
+        if os.path.isabs(text) or normal == ".." or normal.startswith(".." + os.sep):
+            return str(raw)
+    return None
+
+
 def count_line(counts: Counter, where: Path) -> str:
     parts = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])
     return f"sweep: {sum(counts.values())} runs: {parts}  ({where})"
 
 
-def finish_sweep(sweep_dir: str | Path, *, figures: bool = True) -> Counter:
-    """Write the sweep's tables (and figures), print the count of runs by status, return it."""
+def config_folders(config) -> list[str]:
+    """The config folders the sweep was composed from (conf/ and the user's --config-dir, searchpath)."""
+    sources = OmegaConf.select(config, "hydra.runtime.config_sources") or []
+    return [str(s.path) for s in sources if s.get("schema") == "file" and s.get("path")]
+
+
+def finish_sweep(sweep_dir: str | Path, *, figures: bool = True, config_dirs=()) -> Counter:
+    """Write the sweep's tables (and figures), print the count of runs by status, return it.
+
+    The figures build the objectives of the project's registry and of ``config_dirs`` (the folders
+    the sweep's configs came from), never one that only the sweep's files name.
+    """
     sweep_dir = Path(sweep_dir)
+    remove_stale_temps(sweep_dir)
     runs = write_tables(sweep_dir)
     counts = status_counts(runs)
     if figures:
-        draw_figures(sweep_dir)
+        draw_figures(sweep_dir, config_dirs)
     print(count_line(counts, sweep_dir), flush=True)
     return counts
 
 
-def draw_figures(sweep_dir: Path) -> None:
+def draw_figures(sweep_dir: Path, config_dirs=()) -> None:
     """The figures that fit the sweep, into ``figures/``; a figure that fails never costs the tables."""
-    from runner.plot import draw  # matplotlib is imported only when figures are drawn
+    from runner.plot import draw, trust_config_dir  # matplotlib is imported only when figures are drawn
 
     try:
+        for folder in config_dirs:
+            trust_config_dir(folder)
         draw(sweep_dir)
     except Exception as err:  # the tables are written; say what went wrong and go on
         print(f"figures: not drawn ({type(err).__name__}: {err})", flush=True)
@@ -117,8 +169,17 @@ def main(cfg) -> float:
     hydra_cfg = HydraConfig.get()
     single_run = hydra_cfg.mode == RunMode.RUN
     progress = TerminalProgress() if single_run and sys.stderr.isatty() else None
-    with sigterm_as_interrupt():
-        summary = run(cfg, hydra_cfg.runtime.output_dir, progress=progress)
+    try:
+        with sigterm_as_interrupt():
+            # its own folder only: a job folder may hold another job's (lr=0.1 and lr=0.1/seed=1)
+            remove_stale_temps(Path(hydra_cfg.runtime.output_dir), recursive=False)
+            summary = run(cfg, hydra_cfg.runtime.output_dir, progress=progress)
+    except OSError as err:  # the run's files could not be written (disk full): what and why, in one line
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_FAILED)
+    except KeyboardInterrupt as err:  # a second Ctrl-C, while the stopped run's files were written
+        print(f"interrupted: {err or 'the run was not written'}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_INTERRUPTED)
     if progress is not None:
         progress.close()
     # The folder as the user gave it: relative to where they are, unless they named it in full.

@@ -8,9 +8,11 @@ one-line error and a key the same column under every launcher.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
+import sys
 from collections.abc import Mapping
 
 import numpy as np
@@ -164,12 +166,30 @@ SETTING_TYPES = {
 
 def factory_types(target) -> dict:
     """``{key: Arrow type}`` of the keys a factory declares: its keys' :class:`runner.validate.Kind`
-    (see :func:`config_types`); {} when it does not import."""
+    (see :func:`config_types`); {} when it does not import.
+
+    The target may come from a file (a run's summary, read by the tables): it is looked up only
+    when it is one of the project's factories or its module is imported already (the runs of this
+    process imported it), so that reading a folder imports nothing it names.
+    """
+    if not isinstance(target, str) or not (target in _project_targets() or target.rpartition(".")[0] in sys.modules):
+        return {}
     try:
         kinds = keys_of(factory_of({"_target_": target}, "?"))[0]
     except Exception:  # an unimportable target is the run's own error; its columns are typed by their values
         return {}
     return {name: kind.arrow_type for name, kind in kinds.items() if kind.arrow_type is not None}
+
+
+@functools.cache
+def _project_targets() -> frozenset:
+    """The ``_target_`` of every objective and optimizer of the project's registries."""
+    from objectives import REGISTRY as OBJECTIVES
+    from runner.optimizers import OPTIMIZERS
+
+    targets = {f"objectives.{name}" for name in OBJECTIVES} | {f"runner.optimizers.{name}" for name in OPTIMIZERS}
+    targets |= {f"{f.__module__}.{f.__name__}" for f in (*OBJECTIVES.values(), *OPTIMIZERS.values())}
+    return frozenset(targets | {"runner.scipy_driver.scipy"})
 
 
 def _leaves(node: dict, prefix: str = ""):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from runner.figures import FIGURE_NAMES, FORMATS, REGISTRY, draw, figures, main
+from runner.figures import FIGURE_NAMES, FORMATS, REGISTRY, draw, figures, main, trust_config_dir
 from runner.figures._data import TRACE_COLUMNS, config_keys, reached_tol
 from runner.figures._layout import MAX_LINES, MAX_PANELS, _evenly, fixed_settings, is_grid, swept_keys
 from runner.figures._series import repetition_quantiles, run_series
@@ -53,6 +53,7 @@ __all__ = [
     "search_figure",
     "stability_limit",
     "swept_keys",
+    "trust_config_dir",
 ]
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ missing never holds a run that looks complete.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -40,16 +42,150 @@ FIGURES_DIR = "figures"
 VERSIONED_PACKAGES = ("runner", "numpy", "scipy", "pandas", "pyarrow", "hydra-core", "omegaconf", "matplotlib")
 
 
+class WriteError(OSError):
+    """A file that could not be written: ``str()`` is one line naming the file and the reason.
+
+    An :class:`OSError` (its ``errno`` and ``strerror`` are the cause's), so that callers
+    catching OSError still catch it.
+    """
+
+    def __init__(self, path: Path, cause: OSError):
+        super().__init__(cause.errno, cause.strerror or str(cause), str(path))
+
+    def __str__(self) -> str:
+        return f"{self.filename} could not be written ({self.strerror})"
+
+
+class WriteInterrupted(KeyboardInterrupt):
+    """Ctrl-C while a file was written (the second one, when the first stopped a run):
+    the file is left as it was. ``str()`` names it."""
+
+    def __init__(self, path: Path):
+        super().__init__(f"{path} was not written (interrupted while writing it)")
+        self.path = path
+
+
+def temp_name(path: Path, pid: int | None = None) -> Path:
+    """Where :func:`atomic_write` writes ``path`` before renaming it: ``.<name>.<pid>.tmp`` beside it."""
+    return path.with_name(f".{path.name}.{os.getpid() if pid is None else pid}.tmp")
+
+
 def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` and rename the result onto ``path``."""
+    """Call ``write(tmp_path)`` and rename the result onto ``path``.
+
+    ``path`` is either the new file or left as it was. A failure raises :class:`WriteError`
+    (an OSError naming ``path``), Ctrl-C :class:`WriteInterrupted`; the temporary file is
+    removed either way (a killed process leaves it: :func:`remove_stale_temps`).
+    """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_name(path)
     try:
         write(tmp)
         os.replace(tmp, path)
+    except WriteError:
+        raise
+    except OSError as err:
+        raise WriteError(path, err) from err
+    except WriteInterrupted:
+        raise
+    except KeyboardInterrupt:
+        raise WriteInterrupted(path) from None
     finally:
-        if tmp.exists():
+        tmp.unlink(missing_ok=True)
+
+
+_TEMP = re.compile(r"^\..+\.(\d+)\.tmp$")
+
+
+def remove_stale_temps(folder: Path, *, recursive: bool = True) -> list[Path]:
+    """Remove the temporary files that killed writes left below ``folder`` (in it alone unless ``recursive``;
+    :func:`temp_name`); return them.
+
+    A temporary file is stale when the process that wrote it is gone, or when a process with its
+    pid started after the file was last written (the pid was reused). A live writer's file,
+    this process's own included, is kept. Pids are this machine's: a folder written to from
+    another machine at the same time is not for this function.
+    """
+    removed = []
+    folder = Path(folder)
+    for tmp in folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp"):
+        match = _TEMP.match(tmp.name)
+        if match is None or not tmp.is_file():
+            continue
+        pid = int(match.group(1))
+        try:
+            if pid == os.getpid() or (_alive(pid) and tmp.stat().st_mtime >= _started(pid)):
+                continue
             tmp.unlink()
+        except OSError:  # gone meanwhile, or not ours to remove: leave it
+            continue
+        removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process (or no such pid at all)
+        return True
+    return True
+
+
+def _started(pid: int) -> float:
+    """When process ``pid`` started (seconds since the epoch), from /proc (Linux); 0 where unknown,
+    which keeps a live process's file."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        ticks = int(fields[19])  # field 22, starttime: clock ticks after boot (fields 1-2 are before the ")")
+        lines = Path("/proc/stat").read_text().splitlines()
+        boot = next(int(line.split()[1]) for line in lines if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return 0.0
+
+
+# A job's folder name: past these, a name is cut short and given a hash (see job_dir).
+NAME_MAX_BYTES = 255  # one path component, on the common file systems
+JOB_NAME_MAX = 200  # the whole name below the sweep folder, in characters
+_SHORT_VALUE = 24  # characters of each value kept in a shortened name
+
+
+def job_dir(dirname: str, item_sep: str = "/", kv_sep: str = "=") -> str:
+    """A job's folder below the sweep folder, from its override dirname (``lr=0.1/optimizer=momentum``).
+
+    The dirname itself when it is a safe relative path: every component a ``key=value`` of at most
+    :data:`NAME_MAX_BYTES` bytes, not starting with ``.`` (``..``, a hidden folder), no backslash or NUL,
+    and the whole at most :data:`JOB_NAME_MAX` characters. Otherwise (a 50-D ``objective.x0``, a value holding a ``/``)
+    one component: the overrides, each value cut to a few characters, and a hash of the whole
+    dirname, ``objective.x0=[0.1,0.2,0.3,0.4,0.5,0...-3f9a1c2b``. Both launchers name jobs with it.
+    """
+    if _safe_dirname(dirname, kv_sep):
+        return dirname
+    items = []
+    for item in dirname.split(item_sep):
+        key, sep, value = item.partition(kv_sep)
+        if len(value) > _SHORT_VALUE:
+            value = value[: _SHORT_VALUE - 3] + "..."
+        items.append(key + sep + value)
+    readable = re.sub(r"[/\\\x00]", "_", ",".join(items)).lstrip(".")
+    readable = readable.encode()[:120].decode(errors="ignore")
+    digest = hashlib.sha256(dirname.encode()).hexdigest()[:8]
+    return f"{readable}-{digest}" if readable else digest
+
+
+def _safe_dirname(dirname: str, kv_sep: str) -> bool:
+    if dirname == "":
+        return True  # no overrides: Hydra's own choice, the sweep folder itself
+    if len(dirname) > JOB_NAME_MAX or "\\" in dirname or "\x00" in dirname:
+        return False
+    parts = dirname.split("/")
+    return all(
+        # a component starting with "." is a hidden folder, which the tables skip (job_summaries)
+        not part.startswith(".") and part != "" and kv_sep in part and len(part.encode()) <= NAME_MAX_BYTES
+        for part in parts
+    )
 
 
 def read_table(path: Path, columns: list[str] | None = None, *, read_dictionary: list[str] | None = None) -> pa.Table:

@@ -105,7 +105,7 @@ def _launch_batched(
 ) -> list[JobReturn]:
     from runner.batched import Job
     from runner.config import config_ids
-    from runner.interrupt import EXIT_INTERRUPTED, sigterm_as_interrupt
+    from runner.interrupt import EXIT_FAILED, EXIT_INTERRUPTED, sigterm_as_interrupt
 
     log.info(f"Launching {len(job_overrides)} jobs, batched")
     jobs = []
@@ -127,9 +127,13 @@ def _launch_batched(
                 fallback=alone,
                 part_prefix=f"jobs{initial_job_idx:06d}",
             )
-    except KeyboardInterrupt:
-        print(f"interrupted: the runs so far are in {sweep_dir / 'parts'}", file=sys.stderr, flush=True)
+    except KeyboardInterrupt as err:  # a second Ctrl-C while a chunk was written names the chunk (WriteInterrupted)
+        what = f"{err}; " if str(err) else ""
+        print(f"interrupted: {what}the runs so far are in {sweep_dir / 'parts'}", file=sys.stderr, flush=True)
         sys.exit(EXIT_INTERRUPTED)
+    except OSError as err:  # a chunk could not be written (disk full): the chunks written before it are kept
+        print(f"error: {err}; the runs so far are in {sweep_dir / 'parts'}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_FAILED)
 
     task_name = JobRuntime.instance().get("name")
     returns: list[JobReturn] = []

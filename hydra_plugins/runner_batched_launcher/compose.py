@@ -36,8 +36,11 @@ from omegaconf import AnyNode, Container, DictConfig, ListConfig, OmegaConf, ope
 
 from hydra_plugins.runner_batched_launcher import _hydra_private as hydra_private
 
-# The default ``hydra.sweep.subdir`` of the project (conf/config.yaml): the job's name is its override dirname.
+# ``hydra.sweep.subdir`` set to the job's override dirname: as it is, or as the project's conf/config.yaml sets it,
+# through runner.store.job_dir (a name too long or unsafe for a folder cut short with a hash). Value: wrapped.
 OVERRIDE_DIRNAME = "${hydra.job.override_dirname}"
+JOB_DIR = "${runner.job_dir:${hydra.job.override_dirname}}"
+DIRNAME_SUBDIRS = {OVERRIDE_DIRNAME: False, JOB_DIR: True}
 
 
 @dataclass
@@ -59,6 +62,7 @@ class _Shape:
     template: dict  # the task config before the value overrides, unresolved
     references: frozenset  # paths of the template's interpolations on untyped nodes
     subdir_is_dirname: bool = True
+    job_dir: bool = False  # the dirname through runner.store.job_dir
     dirname: dict = field(default_factory=dict)
     values: dict = field(default_factory=dict)  # override line -> (path, value Hydra sets)
 
@@ -190,7 +194,7 @@ class SweepComposer:
         would be composed alike: with the default job folder, as the master's job folder
         setting does not apply to a job otherwise."""
         subdir = OmegaConf.to_container(self.master.hydra.sweep, resolve=False).get("subdir")
-        if subdir != OVERRIDE_DIRNAME:
+        if subdir not in DIRNAME_SUBDIRS:
             return None
         lines = [self._parse(line) for line in OmegaConf.to_container(self.master.hydra.overrides.task)]
         choices = [o for o in lines if not o.is_sweep_override() and self._is_group((), o.key_or_group)]
@@ -250,7 +254,8 @@ class SweepComposer:
                 full=base,
                 template=template,
                 references=references,
-                subdir_is_dirname=subdir == OVERRIDE_DIRNAME,
+                subdir_is_dirname=subdir in DIRNAME_SUBDIRS,
+                job_dir=DIRNAME_SUBDIRS.get(subdir, False),
                 dirname=dirname,
             )
         self._shapes[key] = shape
@@ -300,7 +305,13 @@ class SweepComposer:
             app, shape.dirname["exclude_keys"], shape.dirname["item_sep"], shape.dirname["kv_sep"]
         )
         # OmegaConf resolves the subdir's value in turn: an override like lr=${max_iter} names the folder lr=3.
-        return None if "$" in dirname or "\\" in dirname else dirname
+        if "$" in dirname or "\\" in dirname:
+            return None
+        if shape.job_dir:
+            from runner.store import job_dir  # the runner's own rule, as the resolver of conf/config.yaml applies it
+
+            return job_dir(dirname)
+        return dirname
 
     @staticmethod
     def _composed(shape: _Shape, values: list[Override], subdir: str) -> ComposedJob:

@@ -10,7 +10,8 @@ A figure is a module of this package with a ``name``, its file stem, and a
 function ``figure(traces, runs) -> Figure | None``; :data:`REGISTRY` lists the
 modules, one line each, in drawing order, so that adding a figure is one module
 and one line there. What the figures share: ``_data`` (the tables' columns, each
-run's rows, and its objective, built by ``objectives.REGISTRY``), ``_style``
+run's rows, and its objective, built by ``objectives.REGISTRY`` or a config folder the
+user names with ``--config-dir``, never by a ``_target_`` read from the folder), ``_style``
 (palette, names, number formatting), ``_layout`` (swept keys, grid or search,
 panels, legends, titles) and ``_series`` (series, repetitions, view ranges).
 The figures, each drawn only where it applies:
@@ -79,7 +80,7 @@ from types import ModuleType
 import pandas as pd
 from matplotlib.figure import Figure
 
-from runner.figures._data import FIGURES_DIR, TRACE_COLUMNS, atomic_write, load, load_runs
+from runner.figures._data import FIGURES_DIR, TRACE_COLUMNS, atomic_write, load, load_runs, reading, trust_config_dir
 
 FORMATS = ("png", "pdf")
 
@@ -128,7 +129,8 @@ def draw(path: str | Path) -> list[Path]:
     written = []
     for name, module in REGISTRY.items():
         try:
-            fig = module.figure(traces, runs)
+            with reading(path):
+                fig = module.figure(traces, runs)
         except Exception as err:  # one broken figure must not cost the others
             print(f"figures: {name} not drawn ({type(err).__name__}: {err})", file=sys.stderr, flush=True)
             fig = None
@@ -163,14 +165,31 @@ def main(argv: list[str] | None = None) -> int:
         "folder (trace.parquet, summary.json) into DIR/figures/, as PNG and PDF.",
     )
     parser.add_argument("dir", type=Path, metavar="DIR", help="a sweep folder or a single run's folder")
+    parser.add_argument(
+        "--config-dir",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="CONF",
+        help="a config folder of yours, as given to python -m runner --config-dir: the objectives of its "
+        "objective/*.yaml are built for the figures too (only the project's are otherwise; a folder's files "
+        "never name code that runs)",
+    )
     args = parser.parse_args(argv)
     if not args.dir.is_dir():
         parser.error(f"DIR={args.dir}: expected an existing folder")
+    for conf in args.config_dir:
+        if not (conf / "objective").is_dir():
+            parser.error(f"--config-dir={conf}: expected a config folder with an objective/ group")
+        trust_config_dir(conf)
     try:
         written = draw(args.dir)
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a figure's file could not be written (disk full, a read-only folder): one line
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     for target in written:
         print(target)
     if not written:

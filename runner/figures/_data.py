@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from objectives import REGISTRY as OBJECTIVES
-from runner.store import FIGURES_DIR, atomic_write
+from runner.store import FIGURES_DIR, PARTS_DIR, RUNS_FILE, SUMMARY_FILE, atomic_write, built_after_its_runs
 from runner.tables import load, load_runs
+from runner.validate import factory_of
 
 __all__ = ["FIGURES_DIR", "atomic_write", "load", "load_runs"]
 
@@ -108,11 +112,80 @@ def _dims(traces: pd.DataFrame) -> dict[str, int]:
     return first.notna().sum(axis=1).to_dict()
 
 
+class UntrustedConfig(ValueError):
+    """A folder names a factory outside the registries: nothing it names is imported or called."""
+
+
+# Objectives a user's own config folder (--config-dir) adds to the project's registry: ``_target_`` -> name.
+_USER_TARGETS: dict[str, str] = {}
+# The folder being drawn, to name the file a refused value was read from.
+_FOLDER: ContextVar[Path | None] = ContextVar("runner_figures_folder", default=None)
+
+
+def trust_config_dir(config_dir: str | Path) -> list[str]:
+    """Add the objectives of a user's config folder (``<config_dir>/objective/*.yaml``, as Hydra's
+    ``--config-dir`` adds them) to those the figures build; returns their ``_target_``.
+
+    Only a folder the user chose: its factories are imported and called when a figure needs them.
+    """
+    import yaml  # Hydra's own YAML reader (PyYAML), needed only here
+
+    added = []
+    for option in sorted((Path(config_dir) / "objective").glob("*.yaml")):
+        node = yaml.safe_load(option.read_text()) or {}
+        if not isinstance(node, dict):
+            continue
+        if isinstance(node.get("objective"), dict):  # an option file written with @package _global_
+            node = node["objective"]
+        target = node.get("_target_")
+        if isinstance(target, str) and "." in target:
+            _USER_TARGETS[target] = option.stem
+            added.append(target)
+    return added
+
+
+@contextmanager
+def reading(folder: str | Path):
+    """Name ``folder`` as the one whose runs are drawn (in the message of a refused objective)."""
+    token = _FOLDER.set(Path(folder))
+    try:
+        yield
+    finally:
+        _FOLDER.reset(token)
+
+
+def _source(run) -> str:
+    """The file a run's row was read from: the sweep's runs table while it is current, else its summary."""
+    folder = _FOLDER.get()
+    if folder is None:
+        return "the runs table"
+    if built_after_its_runs(folder / RUNS_FILE, folder):
+        return str(folder / RUNS_FILE)
+    summary = folder / str(run.get("job") or "") / SUMMARY_FILE
+    return str(summary if summary.is_file() else folder / PARTS_DIR)
+
+
+def _factory(run, node: dict):
+    """The objective factory a run names, from the registries only: the project's (``objectives.REGISTRY``,
+    by its conf/objective ``_target_`` or the factory's own path) and a trusted config folder's."""
+    name, target = run["objective"], node.get("_target_")
+    project = OBJECTIVES.get(name)
+    if project is not None and target in (None, f"objectives.{name}", f"{project.__module__}.{project.__name__}"):
+        return project
+    if isinstance(target, str) and target in _USER_TARGETS and target.rpartition(".")[2] == name:
+        return factory_of({"_target_": target}, "objective")
+    key, value = ("objective._target_", target) if target is not None else ("objective", name)
+    known = sorted({f"objectives.{n}" for n in OBJECTIVES} | set(_USER_TARGETS))
+    raise UntrustedConfig(
+        f"{_source(run)}: {key}={value}: expected an objective of the registry ({', '.join(known)}; "
+        "python -m runner.plot --config-dir adds a config folder's); not built"
+    )
+
+
 def _objective(run) -> object:
-    """The run's objective (a runs-table row, a Series or a dict), built by the objectives registry's
-    factory named in its ``objective`` column, with the keys of its resolved config's ``objective`` node."""
+    """The run's objective (a runs-table row, a Series or a dict), built by the registry's factory it names
+    (:func:`_factory`: never a ``_target_`` read from a file that no registry holds), with the keys of its
+    resolved config's ``objective`` node."""
     node = json.loads(run["config"])["objective"]
-    factory = OBJECTIVES.get(run["objective"])
-    if factory is None:
-        raise ValueError(f"objective={run['objective']}: expected one of {', '.join(sorted(OBJECTIVES))}")
+    factory = _factory(run, node)
     return factory(**{k: v for k, v in node.items() if k != "_target_"})
