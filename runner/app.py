@@ -27,7 +27,7 @@ from runner.batched import run_jobs
 from runner.interrupt import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, sigterm_as_interrupt
 from runner.run import run, shown_path, summary_line
 from runner.stopping import TerminalProgress
-from runner.store import job_dir, remove_stale_temps
+from runner.store import folder_lock, job_dir, remove_stale_temps
 from runner.tables import status_counts, write_tables
 from runner.trace import STATUSES
 
@@ -127,8 +127,9 @@ def finish_sweep(sweep_dir: str | Path, *, figures: bool = True, config_dirs=())
     the sweep's configs came from), never one that only the sweep's files name.
     """
     sweep_dir = Path(sweep_dir)
-    remove_stale_temps(sweep_dir)
-    runs = write_tables(sweep_dir)
+    with folder_lock(sweep_dir, "sweep"):  # two sweeps ending in one folder write its tables in turn
+        remove_stale_temps(sweep_dir)
+        runs = write_tables(sweep_dir)
     counts = status_counts(runs)
     if figures:
         draw_figures(sweep_dir, config_dirs)
