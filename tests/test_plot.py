@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import runpy
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from runner import plot
 from runner.app import config_dir
 from runner.run import run
 from runner.tables import load, load_runs, write_tables
+from tests.helpers import run_module
 
 REPO = Path(__file__).resolve().parent.parent
 L_QUADRATIC = 2 / 9  # largest Hessian eigenvalue of the shifted quadratic
@@ -110,16 +109,7 @@ def test_each_preset_gets_its_figures(preset, compose_cfg, tmp_path):
 
 def test_the_lr_sweep_preset_draws_its_figures_at_the_end_of_the_sweep(tmp_path, monkeypatch, capsys):
     sweep_dir = tmp_path / "lr_sweep"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [sys.executable, "-m", "runner", "+experiment=lr_sweep", f"hydra.sweep.dir={sweep_dir}"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_module("runner", "+experiment=lr_sweep", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "figures: not drawn" not in done.stdout + done.stderr
     names = {p.name for p in (sweep_dir / "figures").iterdir()}
@@ -797,25 +787,8 @@ def test_the_tol_marker_follows_the_stop_rule_at_the_runs_last_row(compose_cfg, 
 def test_an_optuna_search_from_the_command_line_gets_figures_that_fit(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     sweep_dir = tmp_path / "search"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "runner",
-            "-m",
-            "+hparams_search=optuna",
-            "hydra.sweeper.n_trials=6",
-            "max_iter=50",
-            f"hydra.sweep.dir={sweep_dir}",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    search = ("+hparams_search=optuna", "hydra.sweeper.n_trials=6", "max_iter=50", f"hydra.sweep.dir={sweep_dir}")
+    done = run_module("runner", "-m", *search, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "not drawn" not in done.stdout + done.stderr
     names = {p.stem for p in (sweep_dir / "figures").iterdir()}

@@ -7,11 +7,7 @@ called directly, and the run's status from scipy's own verdict.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,8 +27,7 @@ from runner.scipy_driver import (
 )
 from runner.scipy_driver import scipy as scipy_method  # the factory; ``scipy`` is scipy itself here
 from runner.trace import STOP_REASONS
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.helpers import run_module
 
 # Small instances, so that every method on every objective takes well under a second.
 SMALL = {
@@ -308,24 +303,8 @@ def test_the_summary_records_the_stop_reason_and_the_end_line_says_it(tmp_path):
 
 
 def test_a_run_without_success_exits_0_and_its_end_line_says_why(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "runner",
-            "objective=quartic",
-            "optimizer=scipy",
-            "optimizer.method=Newton-CG",
-            "hydra.run.dir=run",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    newton = ("objective=quartic", "optimizer=scipy", "optimizer.method=Newton-CG", "hydra.run.dir=run")
+    done = run_module("runner", *newton, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(
         "stopped (solver: Warning: Desired error not necessarily achieved due to "
@@ -337,25 +316,9 @@ def test_a_sweep_over_methods_has_the_statuses_of_scipys_own_success(tmp_path):
     """``-m optimizer.method=<every method>`` on the quartic: each run is converged exactly when
     a direct ``minimize`` call with the same settings says ``success``, and never failed."""
     sweep_dir = tmp_path / "sweep"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "runner",
-            "-m",
-            "objective=quartic",
-            "optimizer=scipy",
-            f"optimizer.method={','.join(METHODS)}",
-            f"max_iter={MAX_ITER}",
-            "tol=1e-9",
-            f"hydra.sweep.dir={sweep_dir}",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        timeout=300,
-    )
+    methods = f"optimizer.method={','.join(METHODS)}"
+    sweep = ("objective=quartic", "optimizer=scipy", methods, f"max_iter={MAX_ITER}", "tol=1e-9")
+    done = run_module("runner", "-m", *sweep, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     runs = {row["optimizer.method"]: row for row in runner.load_runs(sweep_dir).to_dict("records")}
     assert sorted(runs) == sorted(METHODS)
