@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
@@ -534,6 +533,8 @@ def repair_parts(sweep_dir: Path, report: Callable[[Path, str], None] | None = N
     Every step is a whole-file rename or removal that leaves the chunk in one of these states,
     so a crash at any point is repaired by the next call.
     """
+    import pyarrow.compute as pc  # here, not at the top: a single run never needs it (70 ms to import)
+
     report = report or (lambda path, what: None)
     runs_files = chunk_files(sweep_dir, RUNS_FILE)
     for traces_path in chunk_files(sweep_dir, TRACES_FILE):
@@ -562,6 +563,8 @@ def repair_parts(sweep_dir: Path, report: Callable[[Path, str], None] | None = N
 
 def _keep_whole_runs(runs_path: Path, traces_path: Path) -> None:
     """A chunk's runs whose trace rows are all there (``iterations + 1``), and only their rows."""
+    import pyarrow.compute as pc
+
     runs, traces = read_table(runs_path), read_table(traces_path)
     values, counts = pc.value_counts(traces["run_id"]).flatten()
     counts = dict(zip(values.to_pylist(), counts.to_pylist(), strict=True))
@@ -581,6 +584,8 @@ def drop_runs(sweep_dir: Path, jobs: set[str]) -> None:
     leaves runs whose rows are gone, which :func:`repair_parts` takes out (their jobs are being
     run again anyway), never trace rows without their run.
     """
+    import pyarrow.compute as pc
+
     if not jobs:
         return
     for runs_path in chunk_files(sweep_dir, RUNS_FILE):
