@@ -49,7 +49,7 @@ from time import perf_counter
 import numpy as np
 import pyarrow as pa
 
-from runner.columns import typed_array, utc_iso
+from runner.columns import is_number, typed_array, utc_iso
 from runner.config import build, build_optimizer, check_config, config_columns, config_ids, registry_name, run_rng
 from runner.errors import ConfigError, check_count
 from runner.loop import minibatch_sampler
@@ -268,13 +268,9 @@ def _grown(a: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- grouping
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _numeric(value) -> bool:
     """A hyperparameter that may become an array: a number, or a list of numbers (betas)."""
-    return _is_number(value) or (isinstance(value, list) and bool(value) and all(map(_is_number, value)))
+    return is_number(value) or (isinstance(value, list) and bool(value) and all(map(is_number, value)))
 
 
 def group_key(cfg: dict, record_x: bool) -> str:
@@ -397,7 +393,7 @@ def _buildable(jobs: Sequence[Job], members: list) -> list[tuple[list, object]]:
     if optimizer is not None or len(members) <= 1:
         return [(members, optimizer)] if members else []
     nodes = [jobs[i].config["optimizer"] for i, _ in members]
-    counts = [k for k, v in nodes[0].items() if _is_number(v) and all(isinstance(n[k], int) for n in nodes)]
+    counts = [k for k, v in nodes[0].items() if is_number(v) and all(isinstance(n[k], int) for n in nodes)]
     parts: dict[str, list] = {}
     for member, node in zip(members, nodes, strict=False):
         parts.setdefault(json.dumps([node[k] for k in counts]), []).append(member)

@@ -52,12 +52,13 @@ def value_type(value) -> pa.DataType:
         return pa.bool_()
     if isinstance(value, (int, float)):
         return pa.float64()
-    if isinstance(value, (list, tuple)) and all(_is_number(v) for v in value):
+    if isinstance(value, (list, tuple)) and all(is_number(v) for v in value):
         return FLOAT_LIST
     return pa.string()
 
 
-def _is_number(value) -> bool:
+def is_number(value) -> bool:
+    """A real number, Python's or numpy's, and never a bool."""
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
@@ -67,16 +68,16 @@ def coerce(value, type_: pa.DataType):
     if value is None:
         return None
     if pa.types.is_floating(type_):
-        return float(value) if _is_number(value) else None
+        return float(value) if is_number(value) else None
     if pa.types.is_integer(type_):
-        fits = _is_number(value) and float(value).is_integer() and -(2**63) <= int(value) < 2**63
+        fits = is_number(value) and float(value).is_integer() and -(2**63) <= int(value) < 2**63
         return int(value) if fits else None  # past int64 (a refused max_iter=1e20): the run's config keeps it
     if pa.types.is_boolean(type_):
         return bool(value) if isinstance(value, (bool, np.bool_)) else None
     if pa.types.is_list(type_):
-        if _is_number(value):
+        if is_number(value):
             return [float(value)]
-        ok = isinstance(value, (list, tuple)) and all(_is_number(v) for v in value)
+        ok = isinstance(value, (list, tuple)) and all(is_number(v) for v in value)
         return [float(v) for v in value] if ok else None
     if pa.types.is_timestamp(type_):
         return utc_datetime(value)
@@ -94,7 +95,7 @@ def utc_datetime(value) -> datetime | None:
         if isinstance(value, datetime):
             when = value
         else:
-            when = datetime.fromtimestamp(value, timezone.utc) if _is_number(value) else datetime.fromisoformat(value)
+            when = datetime.fromtimestamp(value, timezone.utc) if is_number(value) else datetime.fromisoformat(value)
     except (TypeError, ValueError, OverflowError):
         return None
     return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
