@@ -8,25 +8,30 @@ multirun, :class:`SweepEnd` calls :func:`finish_sweep`: the tables, the figures,
 from __future__ import annotations
 
 import gc
+import logging
 import math
 import os
 import sys
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobStatus
 from hydra.errors import HydraException, InstantiationException, MissingConfigException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
+from hydra.utils import get_class
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from runner.batched import run_jobs
 from runner.interrupt import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, sigterm_as_interrupt
+from runner.progress import RunBar, check_show, current_sweep, display, end_sweep, start_sweep
 from runner.run import run, shown_path, summary_line
-from runner.stopping import TerminalProgress
 from runner.store import folder_lock, job_dir, remove_stale_temps
 from runner.tables import status_counts, write_tables
 from runner.trace import STATUSES
@@ -167,36 +172,134 @@ def batches_with(run_many):
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
 @batches_with(run_jobs)
 def main(cfg) -> float:
+    # Warnings go to the logger py.warnings while the job runs: to runner.log, and to stderr as
+    # before (conf/hydra/job_logging/runner.yaml).
+    logging.captureWarnings(True)
+    try:
+        return run_task(cfg)
+    finally:
+        logging.captureWarnings(False)
+
+
+def run_task(cfg) -> float:
+    """One job: its run, its end line, and runner.log's lines (logger ``runner``: the file only)."""
+    started = time.perf_counter()
     hydra_cfg = HydraConfig.get()
     single_run = hydra_cfg.mode == RunMode.RUN
-    progress = TerminalProgress() if single_run and sys.stderr.isatty() else None
+    log.info("overrides: %s", " ".join(hydra_cfg.overrides.task) or "none")
+    show = OmegaConf.select(hydra_cfg, "callbacks.progress.show", default="auto")
+    # A job of a sweep shows no bar of its own: the sweep's bar counts the jobs.
+    progress = RunBar(run_total(cfg)) if single_run and display(show) == "bar" else None
     try:
         with sigterm_as_interrupt():
             # its own folder only: a job folder may hold another job's (lr=0.1 and lr=0.1/seed=1)
             remove_stale_temps(Path(hydra_cfg.runtime.output_dir), recursive=False)
             summary = run(cfg, hydra_cfg.runtime.output_dir, progress=progress)
     except OSError as err:  # the run's files could not be written (disk full): what and why, in one line
+        close(progress)
+        log.error(f"error: {err}")
         print(f"error: {err}", file=sys.stderr, flush=True)
         sys.exit(EXIT_FAILED)
     except KeyboardInterrupt as err:  # a second Ctrl-C, while the stopped run's files were written
+        close(progress)
+        log.warning(f"interrupted: {err or 'the run was not written'}")
         print(f"interrupted: {err or 'the run was not written'}", file=sys.stderr, flush=True)
         sys.exit(EXIT_INTERRUPTED)
-    if progress is not None:
-        progress.close()
+    close(progress)
     # The folder as the user gave it: relative to where they are, unless they named it in full.
     configured = hydra_cfg.run.dir if single_run else hydra_cfg.sweep.dir
     where = summary["output_dir"] if Path(configured).is_absolute() else shown_path(summary["output_dir"])
     if summary.get("skipped"):
         print(f"skipped: {where} already holds this run ({summary['status']})", flush=True)
+        log.info(f"skipped: {where} already holds this run ({summary['status']})")
     else:
         failed = summary["status"] == "failed"
-        print(summary_line(summary, where), file=sys.stderr if failed else sys.stdout, flush=True)
+        line = summary_line(summary, where)
+        print(line, file=sys.stderr if failed else sys.stdout, flush=True)
+        log_end(line, summary, time.perf_counter() - started)
         if summary["status"] == "interrupted":
             sys.exit(EXIT_INTERRUPTED)
         if single_run and failed:
             sys.exit(EXIT_BAD_CONFIG if summary["traceback"] is None else EXIT_FAILED)
     f = summary.get("f")
     return float(f) if isinstance(f, (int, float)) and math.isfinite(f) else math.inf
+
+
+log = logging.getLogger("runner")
+# The level of a run's end line in runner.log, by status (anything else is INFO).
+END_LEVELS = {"failed": logging.ERROR, "diverged": logging.WARNING, "interrupted": logging.WARNING}
+
+
+def log_end(line: str, summary: dict, seconds: float) -> None:
+    """runner.log's last lines: the end line as printed, the wall time, and a failure's traceback."""
+    log.log(END_LEVELS.get(summary["status"], logging.INFO), line)
+    run_time = summary.get("wall_time_s")
+    run_text = f" (the run itself {run_time:.3f} s)" if isinstance(run_time, (int, float)) else ""
+    log.info(f"wall time: {seconds:.3f} s{run_text}")
+    if summary.get("traceback"):
+        log.error(summary["traceback"].rstrip())
+
+
+def close(progress) -> None:
+    if progress is not None:
+        progress.close()
+
+
+def run_total(cfg) -> int | None:
+    """The bar's total, ``max_iter``, when it is a count (run() rejects any other value, after the bar is made)."""
+    max_iter = cfg.get("max_iter")
+    return max_iter if isinstance(max_iter, int) and not isinstance(max_iter, bool) and max_iter >= 0 else None
+
+
+class SweepProgress(Callback):
+    """Progress of a multirun (:class:`runner.progress.SweepProgress`): jobs done out of the sweep's total, by
+    status, and the time left; ``SWEEP_DIR/sweep.log`` gets a line per job or chunk that ended.
+
+    ``hydra.callbacks.progress.show``: ``auto`` (a bar when stderr is a terminal, one line per
+    event otherwise), ``true`` (a bar always) or ``false`` (nothing shown; ``TQDM_DISABLE=1`` too).
+    A single run reads the same key for its own bar.
+    """
+
+    def __init__(self, show="auto"):
+        self.show = check_show(show)
+        self.pid = None
+
+    def __getstate__(self):  # joblib sends the callbacks to its workers: the sweep's progress stays here
+        return {"show": self.show, "pid": self.pid}
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        self.pid = os.getpid()
+        start_sweep(config.hydra.sweep.dir, sweep_size(config), self.show)
+
+    def on_job_end(self, config, job_return, **kwargs) -> None:
+        if os.getpid() == self.pid:  # a job of a launcher that runs them in this process
+            sweep = current_sweep()
+            if sweep is not None:
+                failed = job_return.status == JobStatus.FAILED  # the task raised: no summary may say so
+                sweep.job_ended(config.hydra.runtime.output_dir, "failed" if failed else None)
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        end_sweep()
+
+
+def sweep_size(config) -> int | None:
+    """How many jobs the sweep launches: the sweeper's ``n_trials`` (Optuna), or, for a sweeper that splits
+    a grid as the basic sweeper does (``split_arguments``), its params and the command line's overrides as
+    Hydra's parser and that split expand them; None when neither tells (a sweep over ``glob()`` of options).
+    """
+    n_trials = OmegaConf.select(config, "hydra.sweeper.n_trials")
+    if isinstance(n_trials, int):
+        return n_trials
+    try:
+        split = getattr(get_class(config.hydra.sweeper._target_), "split_arguments", None)
+        if split is None:
+            return None
+        params = OmegaConf.select(config, "hydra.sweeper.params") or {}
+        lines = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
+        batches = split(OverridesParser.create().parse_overrides(lines), None)
+    except Exception:  # the sweeper itself reports a bad override
+        return None
+    return sum(len(batch) for batch in batches)
 
 
 def cli() -> None:

@@ -510,6 +510,13 @@ def _repeat(values: pa.Array, owner: pa.Array) -> pa.Array:
 # ----------------------------------------------------------------------------- the sweep
 
 
+def _chunk_size(group: _Group, chunk_size: int, max_chunk_bytes: int) -> int:
+    """Configs per chunk of ``group``: ``chunk_size`` at most, fewer when their traces would pass max_chunk_bytes."""
+    width = len(traced_coordinates(group.objective.dim, group.settings[0]["record_x"])) + 6
+    longest = max(s["max_iter"] for s in group.settings) + 1
+    return max(1, min(chunk_size, max_chunk_bytes // (8 * width * longest)))
+
+
 def _run_alone(sweep_dir: Path):
     """The default fallback: job i runs by itself into its own folder, ``sweep_dir/<job.name>``."""
 
@@ -537,6 +544,7 @@ def run_jobs(
     fallback: Callable[[int, Job], object] | None = None,
     part_prefix: str = "batch",
     resume: bool = True,
+    progress: Callable[..., None] | None = None,
 ) -> list:
     """Run every job of a sweep: batched where they share an objective and an optimizer, alone otherwise.
 
@@ -554,6 +562,11 @@ def run_jobs(
     of its chunk files and run again. The chunk files are read first, and a damaged one's runs
     run again, with a line naming it (:func:`runner.store.repair_parts`). Two calls into one
     folder at once are not guarded here: the launcher holds the folder's lock around its call.
+
+    ``progress(statuses, iterations, chunk, chunks, budget)`` is called after each chunk: its
+    configs' statuses, the iterations they ran, the chunk's number out of ``chunks``, and the
+    most iterations all batched configs may run (the sum of their max_iter); first with chunk 0
+    for the jobs an earlier launch finished, if any (:meth:`runner.progress.SweepProgress.chunk_ended`).
     """
     check_count(chunk_size, "chunk_size")
     sweep_dir = Path(sweep_dir)
@@ -573,6 +586,12 @@ def run_jobs(
             todo.append(i)
     drop_runs(sweep_dir, {jobs[i].name for i in todo} & earlier_jobs)
     groups, alone = _plan(jobs, todo)
+    if progress is not None and len(todo) < len(jobs):
+        progress([outcomes[i]["status"] for i in range(len(jobs)) if outcomes[i] is not None], 0, 0, 0, 0)
+    sizes = [_chunk_size(group, chunk_size, max_chunk_bytes) for group in groups]
+    chunks = sum(math.ceil(len(group.indices) / size) for group, size in zip(groups, sizes, strict=True))
+    budget = sum(s["max_iter"] for group in groups for s in group.settings)
+    chunk = 0
     launch = f"{time.strftime('%Y%m%d%H%M%S')}{uuid.uuid4().hex[:6]}"
     pending_runs: list[pa.Table] = []
     pending_traces: list[pa.Table] = []
@@ -587,11 +606,8 @@ def run_jobs(
             pending_traces.clear()
             pending, part = 0, part + 1
 
-    for group in groups:
+    for group, size in zip(groups, sizes, strict=True):
         settings0 = group.settings[0]
-        width = len(traced_coordinates(group.objective.dim, settings0["record_x"])) + 6
-        longest = max(s["max_iter"] for s in group.settings) + 1
-        size = max(1, min(chunk_size, max_chunk_bytes // (8 * width * longest)))
         for lo in range(0, len(group.indices), size):
             members = slice(lo, lo + size)
             indices = group.indices[members]
@@ -619,7 +635,11 @@ def run_jobs(
                 runs, traces = _chunk_tables(chunk_jobs, [ids[i] for i in indices], group, result, started)
             except Exception:  # e.g. a crashing objective: each run alone records its own failure
                 alone.extend(indices)
+                chunk += 1
                 continue
+            chunk += 1
+            if progress is not None:
+                progress(list(result.statuses), int(result.iterations.sum()), chunk, chunks, budget)
             pending_runs.append(runs)
             pending_traces.append(traces)
             pending += len(indices)

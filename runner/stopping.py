@@ -1,4 +1,4 @@
-"""The stopping rules and the progress line that every driver shares: the loop, the scipy adapter, the batch.
+"""The stopping rules and the progress call that every driver shares: the loop, the scipy adapter, the batch.
 
 The rules, in order, each as status (stop reason), at iterate ``k``:
 
@@ -13,8 +13,6 @@ scipy decides its own ending (:mod:`runner.scipy_driver`) and reports it as a :c
 from __future__ import annotations
 
 import math
-import sys
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -25,7 +23,6 @@ if TYPE_CHECKING:
 
 Progress = Callable[[int, float], None]
 PROGRESS_EVERY_S = 0.5  # a driver calls progress(k, f) about this often
-PROGRESS_AFTER_S = 2.0  # TerminalProgress shows nothing for runs shorter than this
 
 
 def gradient_norm(objective: Objective, x: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -66,24 +63,3 @@ def stop_reason(
     if k >= max_iter:
         return Stop("max_iter", "max_iter", f"reached max_iter = {max_iter}")
     return None
-
-
-class TerminalProgress:
-    """``iteration  f`` on one refreshed stderr line, for runs longer than a couple of seconds."""
-
-    def __init__(self, stream=None):
-        self.stream = stream or sys.stderr
-        self.start = time.perf_counter()
-        self.shown = False
-
-    def __call__(self, k: int, f: float) -> None:
-        if time.perf_counter() - self.start < PROGRESS_AFTER_S:
-            return
-        self.stream.write(f"\r  iteration {k:>9,d}   f = {f:.6g}   ")
-        self.stream.flush()
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            self.stream.write("\n")
-            self.stream.flush()

@@ -38,6 +38,7 @@ TRACES_FILE = "traces.parquet"
 PARTS_DIR = "parts"
 MULTIRUN_FILE = "multirun.yaml"  # Hydra writes it in every sweep folder, before any job runs
 FIGURES_DIR = "figures"
+SWEEP_LOG = "sweep.log"  # one line per job or chunk that ended (runner.progress)
 VERSIONED_PACKAGES = ("runner", "numpy", "scipy", "pandas", "pyarrow", "hydra-core", "omegaconf", "matplotlib")
 
 

@@ -28,7 +28,7 @@ LAYERS = {
     # runs that write files: one (run), or many batched (batched: chunk files, and run() for the rest)
     "runs": ["runner.run", "runner.batched"],
     "figures": ["runner.figures", "runner.plot"],
-    "edge": ["runner.app", "runner.__main__", "runner", "runner.interrupt"],
+    "edge": ["runner.app", "runner.__main__", "runner", "runner.interrupt", "runner.progress"],
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
 

@@ -106,6 +106,7 @@ def _launch_batched(
     from runner.batched import Job
     from runner.config import config_ids
     from runner.interrupt import EXIT_FAILED, EXIT_INTERRUPTED, sigterm_as_interrupt
+    from runner.progress import current_sweep
 
     log.info(f"Launching {len(job_overrides)} jobs, batched")
     jobs = []
@@ -126,6 +127,8 @@ def _launch_batched(
                 max_chunk_bytes=launcher.max_chunk_bytes,
                 fallback=alone,
                 part_prefix=f"jobs{initial_job_idx:06d}",
+                # the sweep's progress (runner.app.SweepProgress, when configured): chunks as they end
+                progress=sweep.chunk_ended if (sweep := current_sweep()) is not None else None,
             )
     except KeyboardInterrupt as err:  # a second Ctrl-C while a chunk was written names the chunk (WriteInterrupted)
         what = f"{err}; " if str(err) else ""
