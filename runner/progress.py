@@ -116,7 +116,7 @@ class SweepProgress:
         self._in_process = threading.Event()
         self._closed = threading.Event()
         self.log = _sweep_log(self.sweep_dir)
-        self.log.info(f"sweep: {total if total is not None else 'an unknown number of'} jobs")
+        self._pending = [f"sweep: {total if total is not None else 'an unknown number of'} jobs"]
         self.bar = None
         self._streams = None
         # Summaries already there when the sweep starts belong to an earlier launch.
@@ -161,7 +161,7 @@ class SweepProgress:
         """One event of ``n`` jobs: the bar moves, or a line is written; and a line of the sweep's log."""
         of = f"/{self.total}" if self.total is not None else ""
         line = f"sweep: {self.done}{of} jobs ({counts_text(self.counts)}); {self._times()}; {what}"
-        self.log.info(line)
+        self._log(line)
         text = counts_text(self.counts)
         text = f"{text}; {postfix}" if postfix else text
         if self.mode == "bar" and self.bar is None:
@@ -202,6 +202,16 @@ class SweepProgress:
             text += f", about {tqdm.format_interval(elapsed / self.done * (self.total - self.done))} left"
         return text
 
+    def _log(self, line: str) -> None:
+        """A line of sweep.log, once the sweep folder exists: a sweep refused before any job leaves none."""
+        if not self.sweep_dir.is_dir():
+            self._pending.append(line)
+            return
+        for pending in self._pending:
+            self.log.info(pending)
+        self._pending.clear()
+        self.log.info(line)
+
     # ------------------------------------------------------------------ jobs in other processes
 
     def _watch(self) -> None:
@@ -221,7 +231,7 @@ class SweepProgress:
         self._watcher.join()
         if not self._in_process.is_set():
             self._scan()
-        self.log.info(f"sweep: ended after {tqdm.format_interval(time.monotonic() - self.start)}")
+        self._log(f"sweep: ended after {tqdm.format_interval(time.monotonic() - self.start)}")
         for handler in self.log.handlers:
             handler.close()
         if self.bar is not None:
@@ -281,11 +291,7 @@ def _sweep_log(sweep_dir: Path) -> logging.Logger:
     Hydra configuring every job's logging neither moves nor closes its handler."""
     log = logging.Logger("runner.sweep", logging.INFO)
     log.propagate = False
-    try:
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(sweep_dir / SWEEP_LOG, delay=True)
-    except OSError:  # no log beats no sweep
-        return log
+    handler = logging.FileHandler(sweep_dir / SWEEP_LOG, delay=True)  # opened by the first line
     handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s"))
     log.addHandler(handler)
     return log
