@@ -14,6 +14,7 @@ import os
 import sys
 import time
 import uuid
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -173,12 +174,14 @@ def batches_with(run_many):
 @batches_with(run_jobs)
 def main(cfg) -> float:
     # Warnings go to the logger py.warnings while the job runs: to runner.log, and to stderr as
-    # before (conf/hydra/job_logging/runner.yaml).
-    logging.captureWarnings(True)
-    try:
-        return run_task(cfg)
-    finally:
-        logging.captureWarnings(False)
+    # before (conf/hydra/job_logging/runner.yaml). catch_warnings forgets which warnings were
+    # shown already, so that every job of a sweep run in one process logs its own.
+    with warnings.catch_warnings():
+        logging.captureWarnings(True)
+        try:
+            return run_task(cfg)
+        finally:
+            logging.captureWarnings(False)
 
 
 def run_task(cfg) -> float:
@@ -262,10 +265,7 @@ class SweepProgress(Callback):
 
     def __init__(self, show="auto"):
         self.show = check_show(show)
-        self.pid = None
-
-    def __getstate__(self):  # joblib sends the callbacks to its workers: the sweep's progress stays here
-        return {"show": self.show, "pid": self.pid}
+        self.pid = None  # the sweep's process; joblib sends a copy of the callbacks to each worker
 
     def on_multirun_start(self, config, **kwargs) -> None:
         self.pid = os.getpid()

@@ -240,15 +240,25 @@ def check_job_logs(result: subprocess.CompletedProcess, sweep_dir: Path) -> None
         assert re.search(r"wall time: \d+\.\d{3} s", log)
 
 
+def noisy_objective(tmp_path: Path) -> list[str]:
+    """An objective whose factory warns, from the user's own module and config folder: the arguments naming it."""
+    (tmp_path / "warny.py").write_text(WARNING_OBJECTIVE)
+    (tmp_path / "conf" / "objective").mkdir(parents=True)
+    (tmp_path / "conf" / "objective" / "noisy.yaml").write_text("_target_: warny.noisy\na: 2.0\nb: -3.0\nx0: null\n")
+    return ["--config-dir", str(tmp_path / "conf"), "objective=noisy"]
+
+
 def test_a_basic_sweep_counts_every_job_by_status(tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = cli(
-        "-m", "optimizer=gd,momentum", "lr=0.01,30", "max_iter=200",
-        f"hydra.sweep.dir={sweep_dir}", "hydra.callbacks.sweep_end.figures=false", cwd=tmp_path,
+        "-m", *noisy_objective(tmp_path), "optimizer=gd,momentum", "lr=0.01,30", "max_iter=200",
+        f"hydra.sweep.dir={sweep_dir}", "hydra.callbacks.sweep_end.figures=false", cwd=tmp_path, path=[tmp_path],
     )  # fmt: skip
     lines = check_sweep_lines(result, sweep_dir, 4)
     assert len(lines) == 4  # one per job
     check_job_logs(result, sweep_dir)
+    for log in sweep_dir.rglob("runner.log"):  # each job its own warning, though they share a process
+        assert "[py.warnings][WARNING]" in log.read_text() and "the data are noisy" in log.read_text()
     assert len((sweep_dir / "sweep.log").read_text().splitlines()) == 6  # start, 4 jobs, end
 
 
@@ -299,11 +309,8 @@ def test_progress_off_writes_no_lines_but_the_sweep_log(tmp_path):
 
 
 def test_runner_log_of_a_run_holds_overrides_end_line_wall_time_and_warnings(tmp_path):
-    (tmp_path / "warny.py").write_text(WARNING_OBJECTIVE)
-    (tmp_path / "conf" / "objective").mkdir(parents=True)
-    (tmp_path / "conf" / "objective" / "noisy.yaml").write_text("_target_: warny.noisy\na: 2.0\nb: -3.0\nx0: null\n")
     run_dir = tmp_path / "run"
-    args = ["--config-dir", str(tmp_path / "conf"), "objective=noisy", "max_iter=5000", f"hydra.run.dir={run_dir}"]
+    args = [*noisy_objective(tmp_path), "max_iter=5000", f"hydra.run.dir={run_dir}"]
     result = cli(*args, cwd=tmp_path, path=[tmp_path])
     assert result.returncode == 0, result.stderr
     end_line = result.stdout.strip()
