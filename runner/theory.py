@@ -95,11 +95,12 @@ def spectral_radius(blocks: np.ndarray) -> np.ndarray:
     if k == 1:
         return np.abs(blocks[..., 0, 0])
     if k == 2:
-        trace = blocks[..., 0, 0] + blocks[..., 1, 1]
-        det = blocks[..., 0, 0] * blocks[..., 1, 1] - blocks[..., 0, 1] * blocks[..., 1, 0]
-        disc = trace * trace - 4.0 * det
-        real = (np.abs(trace) + np.sqrt(np.maximum(disc, 0.0))) / 2.0
-        return np.where(disc >= 0, real, np.sqrt(np.abs(det)))
+        with np.errstate(over="ignore", invalid="ignore"):  # lr = 1e300: an infinite radius, said quietly
+            trace = blocks[..., 0, 0] + blocks[..., 1, 1]
+            det = blocks[..., 0, 0] * blocks[..., 1, 1] - blocks[..., 0, 1] * blocks[..., 1, 0]
+            disc = trace * trace - 4.0 * det
+            real = (np.abs(trace) + np.sqrt(np.maximum(disc, 0.0))) / 2.0
+            return np.where(disc >= 0, real, np.sqrt(np.abs(det)))
     return np.max(np.abs(np.linalg.eigvals(blocks)), axis=-1)
 
 
@@ -223,22 +224,23 @@ def measured_rate(f, f_star, last=None) -> float | np.ndarray | None:
     if f_star is None or rows == 0 or not math.isfinite(float(f_star)):
         return None if single else np.full(runs, np.nan)
     last = np.full(runs, rows - 1) if last is None else np.minimum(np.asarray(last, np.int64).reshape(runs), rows - 1)
+    columns = np.arange(runs)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         gap = f2 - float(f_star)
         floor = FLOOR_MARGIN * EPS * abs(float(f_star)) + (FLOOR_MARGIN * EPS) ** 2 * np.abs(gap[0])
-        k = np.arange(rows)[:, None]
-        usable = np.isfinite(gap) & (gap > floor) & (k <= last)
+        k = np.arange(rows, dtype=float)[:, None]
+        usable = (gap > floor) & np.isfinite(gap) & (k <= last)
         # k_end: the row before the first unusable one (the last row when all are usable)
-        k_end = np.where(usable.all(axis=0), rows, np.argmin(usable, axis=0)) - 1
-        tail = (k >= np.ceil(k_end / 2.0)) & (k <= k_end)
-        n = tail.sum(axis=0)
-        y = np.where(tail, np.log(np.where(tail, gap, 1.0)), 0.0)
-        kf = np.where(tail, k, 0).astype(float)
-        # Centred sums: the slope is cov(k, y)/var(k) over each run's own tail.
-        k_mean = kf.sum(axis=0) / np.maximum(n, 1)
-        y_mean = y.sum(axis=0) / np.maximum(n, 1)
-        dk = np.where(tail, kf - k_mean, 0.0)
-        slope = (dk * (y - y_mean)).sum(axis=0) / (dk * dk).sum(axis=0)
+        k_end = np.where(usable[-1] & usable.all(axis=0), rows, np.argmin(usable, axis=0)) - 1
+        lo = (k_end + 1) // 2  # ceil(k_end / 2)
+        n = k_end - lo + 1
+        # Sums over each run's tail rows lo..k_end from running sums down the rows: a few passes over
+        # the whole array, whatever the tails, and no loop over the runs of a batch.
+        y = np.log(np.where(usable, gap, 1.0))
+        sum_y = _tail_sum(np.cumsum(y, axis=0), lo, k_end, columns)
+        sum_ky = _tail_sum(np.cumsum(y * k, axis=0), lo, k_end, columns)
+        # The tail's k are consecutive integers: their mean is (lo + k_end)/2, their centred square sum n(n^2 - 1)/12.
+        slope = (sum_ky - (lo + k_end) / 2.0 * sum_y) / (n * (n * n - 1.0) / 12.0)
         rho = np.exp(slope / 2.0)
     rho = np.where(n >= MIN_TAIL_ROWS, rho, np.nan)
     if single:
@@ -247,14 +249,21 @@ def measured_rate(f, f_star, last=None) -> float | np.ndarray | None:
     return rho
 
 
+def _tail_sum(running: np.ndarray, lo: np.ndarray, hi: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """The sum of rows lo..hi of each column, from its running sums down the rows."""
+    upto_hi = running[np.maximum(hi, 0), columns]
+    before_lo = np.where(lo > 0, running[np.maximum(lo - 1, 0), columns], 0.0)
+    return np.where(hi >= 0, upto_hi - before_lo, 0.0)
+
+
 def run_rates(objective, optimizer, f, last=None) -> tuple:
     """A run's (or B runs') ``rate_theory`` and ``rate_measured`` columns: :func:`rate` of the built
     ``optimizer`` (its hyperparameters, arrays for a batch) and :func:`measured_rate` of its trace ``f``,
-    None where there is none (a list of B values for a batch)."""
+    None where there is none or it is not finite (lr = 1e300) (a list of B values for a batch)."""
     theory = rate(objective, optimizer)
     measured = measured_rate(f, getattr(objective, "f_star", None), last)
     if np.ndim(f) == 1:
-        return theory, measured
+        return (theory if theory is not None and math.isfinite(theory) else None), measured
     runs = np.shape(f)[1]
     theory = np.broadcast_to(np.nan if theory is None else np.asarray(theory, float), (runs,))
     return _nullable(theory), _nullable(measured)
