@@ -325,3 +325,54 @@ def test_the_rate_columns_in_a_per_job_sweep_null_without_a_theory(tmp_path):
     assert rows["momentum"]["rate_measured"] == pytest.approx(rho, rel=0.05)
     summary = json.loads((folder / rows["momentum"]["job"] / "summary.json").read_text())
     assert summary["rate_theory"] == rows["momentum"]["rate_theory"]
+
+
+# ----------------------------------------------------------------------------- the figures
+
+
+def test_the_heatmap_marks_the_optimum_and_prints_the_theorys_iterations(preset):
+    from runner.figures import heatmap
+    from runner.figures._data import TRACE_COLUMNS, load, load_runs
+
+    runs, traces = load_runs(preset), load(preset, columns=TRACE_COLUMNS)
+    fig = heatmap.figure(traces, runs)
+    best = theory.optimal(shifted_quadratic(), "momentum")
+    stars = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_gid() == "optimum"]
+    assert len(stars) == 2  # on both panels
+    for star in stars:
+        np.testing.assert_allclose(star.get_xydata(), [[best["lr"], best["momentum"]]], rtol=1e-12)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any("lr* = 5.88, momentum* = 0.0204" in text for text in legend)
+    printed = {
+        t.get_gid(): t.get_text() for ax in fig.axes for t in ax.texts if (t.get_gid() or "").startswith("theory_")
+    }
+    start = float(shifted_quadratic().value(shifted_quadratic().x0))  # f* = 0
+    converged = runs[runs["status"] == "converged"]
+    assert len(printed) >= len(converged)
+    for _, run in converged.iterrows():
+        rho = theory.rate(shifted_quadratic(), "momentum", lr=run["lr"], momentum=run["optimizer.momentum"])
+        expected = math.ceil(math.log(1e-12 / start) / (2 * math.log(rho)))
+        assert printed[f"theory_iterations:{run['lr']:g}:{run['optimizer.momentum']:g}"] == f"({expected})"
+
+
+def test_convergence_lines_get_the_theoretical_rate_from_the_same_start(preset):
+    from runner.figures import convergence
+    from runner.figures._data import TRACE_COLUMNS, load, load_runs
+
+    runs, traces = load_runs(preset), load(preset, columns=TRACE_COLUMNS)
+    fig = convergence.figure(traces, runs)
+    lines = {
+        ln.get_gid()[len("theory:") :]: ln
+        for ax in fig.axes
+        for ln in ax.get_lines()
+        if ln.get_gid() and ln.get_gid().startswith("theory:")
+    }
+    assert len(lines) == len(runs)  # every run has a theory here, diverged ones included
+    start = float(shifted_quadratic().value(shifted_quadratic().x0))
+    for _, run in runs.iterrows():
+        k, y = lines[run["config_id"]].get_xydata().T
+        rho = theory.rate(shifted_quadratic(), "momentum", lr=run["lr"], momentum=run["optimizer.momentum"])
+        assert k[0] == 0 and y[0] == pytest.approx(start, rel=1e-12)
+        np.testing.assert_allclose(y, start * rho ** (2 * k), rtol=1e-9)
+    legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert convergence.THEORY_LABEL in legend
