@@ -40,6 +40,10 @@ class Objective:
             samples ``idx``: the sum over the minibatch scaled by ``m / s``.
         hessian_max_eig: the largest Hessian eigenvalue ``L`` for quadratic
             objectives (used for stability boundaries), else ``None``.
+        hessian: the constant Hessian ``(n, n)`` of a quadratic objective, from its own
+            data, else ``None``: f(x) = f* + (x - x*)^T H (x - x*) / 2 exactly.
+        hessian_eigenvalues: the eigenvalues of ``hessian``, ascending (``runner.theory``
+            reads them: the rates and the optimal hyperparameters), else ``None``.
     """
 
     name: str
@@ -52,6 +56,8 @@ class Objective:
     n_samples: int | None = None
     minibatch_value_and_grad: MinibatchValueAndGrad | None = None
     hessian_max_eig: float | None = None
+    hessian: np.ndarray | None = None
+    hessian_eigenvalues: np.ndarray | None = None
 
     @property
     def dim(self) -> int:

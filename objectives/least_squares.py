@@ -43,7 +43,8 @@ def least_squares(
     Returns:
         An ``Objective`` with ``x_star``/``f_star`` from ``numpy.linalg.lstsq``
         (the minimum-norm minimiser when A is rank deficient),
-        ``hessian_max_eig`` = the largest eigenvalue of 2 A^T A,
+        ``hessian`` = 2 A^T A, its ``hessian_eigenvalues`` (``numpy.linalg.eigvalsh``)
+        and ``hessian_max_eig``, the largest of them,
         ``n_samples = m`` and ``minibatch_value_and_grad``.
     """
     m = check_count(m, "objective.m")
@@ -69,6 +70,9 @@ def least_squares(
         return loss_and_grad(np.asarray(x, dtype=float), A, b)
 
     x_star = np.linalg.lstsq(A, b, rcond=None)[0]
+    hessian = 2.0 * A.T @ A
+    eigenvalues = np.linalg.eigvalsh(hessian)
+    hessian.flags.writeable = eigenvalues.flags.writeable = False
     return Objective(
         name="least_squares",
         value_and_grad=value_and_grad,
@@ -77,5 +81,7 @@ def least_squares(
         f_star=float(value_and_grad(x_star)[0]),
         n_samples=m,
         minibatch_value_and_grad=minibatch_estimator(loss_and_grad, A, b),
-        hessian_max_eig=float(np.linalg.eigvalsh(2.0 * A.T @ A)[-1]),
+        hessian_max_eig=float(eigenvalues[-1]),
+        hessian=hessian,
+        hessian_eigenvalues=eigenvalues,
     )

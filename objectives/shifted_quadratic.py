@@ -19,6 +19,8 @@ from objectives.base import Objective, StartingPoint, as_x0, check_real
 
 _SCALE = np.array([4.0, 3.0])
 _GRAD_SCALE = 2.0 / _SCALE
+_HESSIAN = np.diag(2.0 / _SCALE**2)  # d/dx of the gradient u * 2 / scale, u = (x - center) / scale
+_HESSIAN.flags.writeable = False  # one array shared by every objective built
 
 
 def shifted_quadratic(a: float = 2.0, b: float = -3.0, x0: StartingPoint = None) -> Objective:
@@ -29,8 +31,8 @@ def shifted_quadratic(a: float = 2.0, b: float = -3.0, x0: StartingPoint = None)
         x0: starting point, default ``[8, 9]`` (the notes' initial guess).
 
     Returns:
-        An unbounded 2-D ``Objective`` with ``x_star = (a, b)``, ``f_star = 0``
-        and ``hessian_max_eig = 2/9``.
+        An unbounded 2-D ``Objective`` with ``x_star = (a, b)``, ``f_star = 0``,
+        ``hessian = diag(1/8, 2/9)``, its ``hessian_eigenvalues`` and ``hessian_max_eig = 2/9``.
 
     Example:
         >>> f, g = shifted_quadratic().value_and_grad(np.array([6.0, 0.0]))
@@ -50,4 +52,6 @@ def shifted_quadratic(a: float = 2.0, b: float = -3.0, x0: StartingPoint = None)
         x_star=center,
         f_star=0.0,
         hessian_max_eig=float(np.max(2.0 / _SCALE**2)),
+        hessian=_HESSIAN,
+        hessian_eigenvalues=np.sort(np.diag(_HESSIAN)),
     )

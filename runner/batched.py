@@ -58,6 +58,7 @@ from runner.run import run
 from runner.stopping import gradient_norm, stop_reason
 from runner.store import drop_runs, earlier_runs, write_part
 from runner.tables import record_types, run_record, runs_table
+from runner.theory import run_rates
 from runner.trace import summary_record, traced_coordinates
 
 CHUNK_SIZE = 1024
@@ -418,7 +419,12 @@ def _cached_objective(cache: dict, node: dict):
 
 
 def _chunk_tables(
-    jobs: Sequence[Job], ids: list[tuple[str, str]], group: _Group, result: BatchResult, started: float
+    jobs: Sequence[Job],
+    ids: list[tuple[str, str]],
+    group: _Group,
+    result: BatchResult,
+    started: float,
+    optimizer: Optimizer,
 ) -> tuple[pa.Table, pa.Table]:
     """The chunk's runs-table rows and trace rows, runs in order and each run's rows in order."""
     n = len(jobs)
@@ -427,6 +433,7 @@ def _chunk_tables(
     f_final = result.f_final
     f_star = group.objective.f_star
     config_cols = [config_columns(job.config) for job in jobs]
+    rate_theory, rate_measured = run_rates(group.objective, optimizer, result.f, result.iterations)
     records = []
     for b, (job, (config_hash, config_id)) in enumerate(zip(jobs, ids, strict=False)):
         f = float(f_final[b])
@@ -448,6 +455,8 @@ def _chunk_tables(
             wall_time_s=float(result.wall_time_s[b]),
             started_at=started_at,
             config=job.config,
+            rate_theory=rate_theory[b],
+            rate_measured=rate_measured[b],
         )
         records.append(run_record(summary, job.name, config_cols[b]))
     # The jobs of a chunk share an objective and an optimizer factory, so their config's types.
@@ -632,7 +641,7 @@ def run_jobs(
                     rngs=[run_rng(s["seed"]) for s in settings] if optimizer.batch_size is not None else None,
                     record_x=settings0["record_x"],
                 )
-                runs, traces = _chunk_tables(chunk_jobs, [ids[i] for i in indices], group, result, started)
+                runs, traces = _chunk_tables(chunk_jobs, [ids[i] for i in indices], group, result, started, optimizer)
             except Exception:  # e.g. a crashing objective: each run alone records its own failure
                 alone.extend(indices)
                 chunk += 1

@@ -40,6 +40,10 @@ COLUMN_TYPES = {
     "f_gap": pa.float64(),
     "iterations": pa.int64(),
     "wall_time_s": pa.float64(),
+    # the asymptotic rate of |x_k - x*| from theory (runner.theory.rate) and fitted on the trace
+    # (runner.theory.measured_rate): null where there is no theory, or no fit
+    "rate_theory": pa.float64(),
+    "rate_measured": pa.float64(),
     "started_at": UTC_TIMESTAMP,
     "config": pa.string(),
 }

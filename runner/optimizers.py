@@ -235,6 +235,24 @@ _gd_stable_lr.formula = lambda weight_decay=0.0: "2/" + _curvature_text(weight_d
 gd.stable_lr = _gd_stable_lr
 
 
+def _gd_rate_block(curvature, lr, weight_decay=0.0):
+    """gd's iteration matrix on one eigendirection of a quadratic, curvature ``curvature`` (an
+    eigenvalue of the Hessian): ``e <- (1 - lr (curvature + wd)) e`` for ``e = x - x*``, shape ``(..., 1, 1)``.
+    Arguments broadcast (one block per element)."""
+    h = np.asarray(lr, float) * (np.asarray(curvature, float) + np.asarray(weight_decay, float))
+    return (1.0 - h)[..., None, None]
+
+
+def _gd_optimal(mu: float, L: float, weight_decay: float = 0.0) -> dict:
+    """The lr of the smallest rate on a quadratic whose Hessian's eigenvalues lie in [mu, L]:
+    lr* = 2/(L + mu) (curvatures shifted by wd), where |1 - lr mu| = |1 - lr L|; rate (κ - 1)/(κ + 1)."""
+    return {"lr": 2.0 / (L + mu + 2.0 * float(weight_decay or 0.0))}
+
+
+gd.rate_block = _gd_rate_block
+gd.optimal = _gd_optimal
+
+
 def momentum(lr: float = 1e-3, momentum: float = 0.9, dampening: float = 0.0, weight_decay: float = 0.0) -> Optimizer:
     """Heavy ball, torch.optim.SGD convention: ``z <- momentum*z + g;  x <- x - lr*z``.
 
@@ -266,6 +284,45 @@ _momentum_stable_lr.formula = lambda momentum=None, dampening=0.0, weight_decay=
 momentum.stable_lr = _momentum_stable_lr
 
 
+def _momentum_rate_block(curvature, lr, momentum=0.9, dampening=0.0, weight_decay=0.0):
+    """Heavy ball's iteration matrix on one eigendirection of a quadratic, shape ``(..., 2, 2)``.
+
+    With e = x - x*, the state u = lr z (z the buffer before the step), c = (1 - d)(curvature + wd)
+    and h = lr c, torch's step ``z' = m z + (1 - d) g``, ``x' = x - lr z'`` is
+    ``u' = m u + h e``, ``e' = e - u' = (1 - h) e - m u``::
+
+        [e']   [1 - h   -m] [e]
+        [u'] = [  h      m] [u]
+
+    (trace 1 + m - h, determinant m). Torch's first step (the buffer starts as g, undamped) is
+    this map from u = 0 when dampening is 0. Arguments broadcast (one block per element).
+    """
+    m = np.asarray(momentum, float)
+    c = (1.0 - np.asarray(dampening, float)) * (np.asarray(curvature, float) + np.asarray(weight_decay, float))
+    h = np.asarray(lr, float) * c
+    h, m = np.broadcast_arrays(h, m)
+    return np.stack([np.stack([1.0 - h, -m], -1), np.stack([h, m], -1)], -2)
+
+
+def _momentum_optimal(mu: float, L: float, dampening: float = 0.0, weight_decay: float = 0.0) -> dict:
+    """Polyak's heavy ball on a quadratic whose Hessian's eigenvalues lie in [mu, L], in torch's convention.
+
+    Polyak writes ``x' = x - alpha g + beta (x - x_prev)``, tuned as alpha* = 4/(sqrt(L) + sqrt(mu))^2,
+    beta* = ((sqrt(κ) - 1)/(sqrt(κ) + 1))^2, κ = L/mu, rate sqrt(beta*) = (sqrt(κ) - 1)/(sqrt(κ) + 1).
+    Torch's ``z' = m z + (1 - d) g``, ``x' = x - lr z'`` is the same method: ``lr z = x_prev - x``, so
+    ``x' = x - lr (1 - d) g + m (x - x_prev)``, i.e. alpha = lr (1 - d) and beta = m (lr = alpha and
+    momentum = beta for dampening 0). Curvatures are shifted by wd.
+    """
+    wd = float(weight_decay or 0.0)
+    root_mu, root_L = np.sqrt(mu + wd), np.sqrt(L + wd)
+    alpha = 4.0 / (root_L + root_mu) ** 2
+    return {"lr": alpha / (1.0 - float(dampening or 0.0)), "momentum": ((root_L - root_mu) / (root_L + root_mu)) ** 2}
+
+
+momentum.rate_block = _momentum_rate_block
+momentum.optimal = _momentum_optimal
+
+
 def nesterov(lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0) -> Optimizer:
     """torch.optim.SGD with ``nesterov=True``: ``z <- momentum*z + g;  x <- x - lr*(g + momentum*z)``."""
     rule = _sgd_rule(lr, momentum, 0.0, weight_decay, True)
@@ -293,6 +350,40 @@ _nesterov_stable_lr.formula = lambda momentum=None, weight_decay=0.0: (
     f"2(1 + momentum)/((1 + 2 momentum) {_curvature_text(weight_decay)})"
 )
 nesterov.stable_lr = _nesterov_stable_lr
+
+
+def _nesterov_rate_block(curvature, lr, momentum=0.9, weight_decay=0.0):
+    """Torch's Nesterov iteration matrix on one eigendirection of a quadratic, shape ``(..., 2, 2)``.
+
+    With e = x - x*, u = lr z (the buffer before the step) and h = lr (curvature + wd), the step
+    ``z' = m z + g``, ``x' = x - lr (g + m z')`` is ``u' = m u + h e``,
+    ``e' = (1 - h (1 + m)) e - m^2 u``::
+
+        [e']   [1 - h (1 + m)   -m^2] [e]
+        [u'] = [      h           m ] [u]
+
+    (trace 1 + m - h (1 + m), determinant m (1 - h)). Arguments broadcast.
+    """
+    m = np.asarray(momentum, float)
+    h = np.asarray(lr, float) * (np.asarray(curvature, float) + np.asarray(weight_decay, float))
+    h, m = np.broadcast_arrays(h, m)
+    return np.stack([np.stack([1.0 - h * (1.0 + m), -m * m], -1), np.stack([h, m], -1)], -2)
+
+
+def _nesterov_optimal(mu: float, L: float, weight_decay: float = 0.0) -> dict:
+    """Nesterov's tuning of smallest rate on a quadratic whose Hessian's eigenvalues lie in [mu, L]
+    (Lessard, Recht & Packard 2016, sec. 3.2): lr* = 4/(3L + mu), momentum* = (sqrt(3κ + 1) - 2)/(sqrt(3κ + 1) + 2),
+    rate 1 - 2/sqrt(3κ + 1). Torch's Nesterov step is ``y = x + m (x - x_prev)``, ``x' = y - lr g(y)``
+    with the same lr and m (its characteristic polynomial z^2 - (1 + m)(1 - h) z + m (1 - h) is that
+    method's). Curvatures are shifted by wd.
+    """
+    wd = float(weight_decay or 0.0)
+    root = np.sqrt(3.0 * (L + wd) / (mu + wd) + 1.0)
+    return {"lr": 4.0 / (3.0 * (L + wd) + mu + wd), "momentum": (root - 2.0) / (root + 2.0)}
+
+
+nesterov.rate_block = _nesterov_rate_block
+nesterov.optimal = _nesterov_optimal
 
 
 def sgd(
@@ -476,7 +567,10 @@ def adam(
 # A factory whose stability on quadratics is known carries ``stable_lr(L, **hyperparams)``: the
 # largest stable lr for a Hessian whose largest eigenvalue is L, its hyperparameters named as the
 # factory's (lr aside; momentum may be an array, one limit each), or None where it has no bound;
-# ``stable_lr.formula(**hyperparams)`` writes the rule out (``"2(1 + momentum)/L"``). The adaptive
+# ``stable_lr.formula(**hyperparams)`` writes the rule out (``"2(1 + momentum)/L"``). Those also carry
+# ``rate_block(curvature, lr, **hyperparams)``, the step's iteration matrix on one eigendirection of a
+# quadratic, and ``optimal(mu, L, **hyperparams)``, the lr (and momentum) of the smallest rate
+# (:mod:`runner.theory` reads both). The adaptive
 # ones (and sgd, whose steps are noisy) carry none: their step depends on the gradients seen, not
 # on lr and L alone.
 OPTIMIZERS = {f.__name__: f for f in (gd, momentum, nesterov, sgd, adagrad, rmsprop, adam)}

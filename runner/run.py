@@ -37,6 +37,7 @@ from runner.store import (
     write_summary,
     write_trace,
 )
+from runner.theory import run_rates
 from runner.trace import summary_record
 
 
@@ -97,6 +98,7 @@ def _run(cfg, output_dir: Path, progress, resume: bool) -> dict:
             {"run_id": identity["run_id"], "config_id": config_id, "f_star": objective.f_star, **config_columns(cfg)},
             config_types(cfg),
         )
+        rate_theory, rate_measured = run_rates(objective, optimizer, result.trace.f)
         summary = summary_record(
             **identity,
             status=result.status,
@@ -114,6 +116,8 @@ def _run(cfg, output_dir: Path, progress, resume: bool) -> dict:
             details=result.details,
             trace_file=TRACE_FILE,
             trace_rows=len(result.trace.f),  # what resume checks the trace against (scipy's counts differ)
+            rate_theory=rate_theory,
+            rate_measured=rate_measured,
         )
     except ConfigError as err:
         summary = summary_record(**identity, status="failed", stop_reason="error", message=str(err), error=str(err))

@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "runner"
 
 LAYERS = {
-    # records, update rules, the schema's column types, the one count check: no project imports but these
-    "core": ["runner.errors", "runner.trace", "runner.optimizers", "runner.columns", "objectives"],
+    # records, update rules, the schema's column types, the one count check, the rates of quadratics:
+    # no project imports but these
+    "core": ["runner.errors", "runner.trace", "runner.optimizers", "runner.columns", "runner.theory", "objectives"],
     # a config becomes objects and columns; validate reads each factory's keys once
     "config": ["runner.config", "runner.validate"],
     # one run's computation: the shared stopping rules, the loop, scipy's own driver

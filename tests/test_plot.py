@@ -319,7 +319,12 @@ def test_heatmap_marks_diverged_cells_and_draws_the_stability_boundary(compose_c
     assert cells == {"diverged_cell:16:0"}
     # every converged cell prints its run's iterations on the right panel
     _, ax_iter = [ax for ax in fig.axes if ax.get_title()]
-    texts = {(round(t.get_position()[0], 9), round(t.get_position()[1], 9)): t.get_text() for t in ax_iter.texts}
+    # (the second, dim number theory gives a cell sits at the same centre: runner.theory's tests check it)
+    texts = {
+        (round(t.get_position()[0], 9), round(t.get_position()[1], 9)): t.get_text()
+        for t in ax_iter.texts
+        if not (t.get_gid() or "").startswith("theory_iterations:")
+    }
     converged = [
         (c, its) for c, its, s in zip(cell, runs["iterations"], runs["status"], strict=True) if s == "converged"
     ]

@@ -26,7 +26,8 @@ The figures, each drawn only where it applies:
                            the iterations to reach the tolerance in the legend.
 ``paths``                  iterate paths on the contours of a 2-D objective.
 ``heatmap_lr_momentum``    final f - f* and iterations over an lr x momentum grid,
-                           with the theoretical stability boundary on quadratics.
+                           with the theoretical stability boundary on quadratics, the
+                           optimal (lr*, momentum*) and the iterations theory gives.
 ``objective_1d``           a 1-D objective and its derivative, critical points
                            marked, with the runs' iterates on the curve.
 ``search``                 when the swept values are not a grid (:func:`is_grid`:
@@ -55,6 +56,10 @@ Conventions shared by the figures:
   did not diverge (and every run's start), and an ``x`` marks where a diverged
   run diverged: its last finite value, or, when that is off the top, the point
   where its curve leaves the plot for good (the legend names the iteration).
+* **Theory** (:mod:`runner.theory`, on quadratics, for gd, heavy ball and Nesterov): a
+  convergence line against iterations gets the dashed line (f_0 - f*) ρ^(2k) of its
+  ``rate_theory`` from the same start; the heatmap marks the optimal (lr*, momentum*) and
+  prints the iterations theory gives each cell, in brackets.
 * **Colours** are the Okabe-Ito colour-blind-safe palette (:data:`PALETTE`,
   yellow last, as it is faint on white), cycling line styles past 8 values;
   heatmaps use viridis. Figures are plain :class:`matplotlib.figure.Figure`
@@ -66,7 +71,9 @@ figure does not apply); its artists carry gids that name what they show:
 ``run:<run_id>`` (one run's rows), ``median:<config_id>`` and
 ``band:<config_id>`` (repetitions), ``diverged:<run_id>``, ``end:<run_id>``,
 ``path:<run_id>``, ``iterates:<run_id>``, ``start:<run_id>``, ``stability``, ``critical:<kind>``,
-``final`` and ``best_so_far`` (search).
+``final`` and ``best_so_far`` (search); beside the measurement, ``theory:<config_id>`` (the
+theoretical rate's dashed line), ``optimum``, ``theory_iterations:<lr>:<momentum>`` and
+``theory_contour`` (heatmap).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""What the figures read: the tables' columns, each run's rows, and its objective.
+"""What the figures read: the tables' columns, each run's rows, its objective, and the theory beside them.
 
-The tables and storage layers below the figures, and the objectives registry, are imported
-here and nowhere else in the package, so that moving them is a change of this file.
+The tables and storage layers below the figures, the objectives registry and :mod:`runner.theory`
+are imported here and nowhere else in the package, so that moving them is a change of this file.
 """
 
 from __future__ import annotations
@@ -16,12 +16,15 @@ import numpy as np
 import pandas as pd
 
 from objectives import REGISTRY as OBJECTIVES
+from runner.optimizers import OPTIMIZERS
 from runner.store import FIGURES_DIR, PARTS_DIR, RUNS_FILE, SUMMARY_FILE, atomic_write, built_after_its_runs
 from runner.tables import load, load_runs
+from runner.theory import iterations_for, optimal, rate
 from runner.validate import factory_of
 
 __all__ = ["FIGURES_DIR", "atomic_write", "load", "load_runs"]
 
+RATE_THEORY, RATE_MEASURED = "rate_theory", "rate_measured"  # runs.parquet's rate columns (runner.theory)
 SETTING_KEYS = ("objective", "optimizer", "lr", "max_iter", "tol", "grad_tol", "trace.x")
 MOMENTUM = "optimizer.momentum"
 # The trace columns the figures read; x_2 only tells 2-D runs from bigger ones (see _dims).
@@ -189,3 +192,53 @@ def _objective(run) -> object:
     node = json.loads(run["config"])["objective"]
     factory = _factory(run, node)
     return factory(**{k: v for k, v in node.items() if k != "_target_"})
+
+
+# ----------------------------------------------------------------------------- theory beside the runs
+
+
+def theory_rate(run) -> float | None:
+    """The run's ``rate_theory`` (a runs-table row, a Series or a dict): ρ of ‖x_k − x*‖ from
+    :func:`runner.theory.rate`; None where it is null, or the table predates the column."""
+    return _finite(run.get(RATE_THEORY))
+
+
+def theory_iterations(run, start_gap: float | None) -> float | None:
+    """The iterations theory gives the run for f − f* ≤ its ``tol`` from ``start_gap`` = f_0 − f*:
+    :func:`runner.theory.iterations_for` (ρ^(2k) (f_0 − f*) ≤ tol), inf where ρ ≥ 1; None without a
+    rate, a start gap or a positive tol."""
+    rho, tol = theory_rate(run), _finite(run.get("tol"))
+    if rho is None or start_gap is None or not math.isfinite(start_gap) or not tol or tol <= 0:
+        return None
+    return float(iterations_for(rho, start_gap, tol))
+
+
+def _theory_of(run):
+    """``(objective, optimizer name, other hyperparameters)`` of a run for :mod:`runner.theory`: its
+    objective built from the registry (:func:`_objective`), its optimizer's hyperparameters but lr and
+    momentum; None for an optimizer outside the registry (scipy, one of the user's own)."""
+    name = run.get("optimizer")
+    if name not in OPTIMIZERS:
+        return None
+    node = json.loads(run["config"])["optimizer"]
+    return _objective(run), name, {k: v for k, v in node.items() if k not in ("_target_", "lr", "momentum")}
+
+
+def theory_optimum(run) -> dict | None:
+    """:func:`runner.theory.optimal` for the run's objective and optimizer, its other hyperparameters
+    (dampening, weight decay) held, with its ``rate`` ρ*: ``{"lr", "momentum", "rate"}`` (gd: no
+    momentum), or None where the objective or the optimizer has no theory."""
+    if (found := _theory_of(run)) is None:
+        return None
+    objective, name, hyper = found
+    best = optimal(objective, name, **hyper)
+    return None if best is None else {**best, "rate": rate(objective, name, **hyper, **best)}
+
+
+def theory_rates(run, lr, momentum) -> np.ndarray | None:
+    """:func:`runner.theory.rate` of the run's objective and optimizer over arrays of ``lr`` and
+    ``momentum`` (broadcast), its other hyperparameters held; None without a theory."""
+    if (found := _theory_of(run)) is None:
+        return None
+    objective, name, hyper = found
+    return rate(objective, name, **hyper, lr=lr, momentum=momentum)

@@ -3,7 +3,10 @@
 A line per value of the colour key, a panel per value of the other swept keys
 (on a grid), median and 25-75 % band over repetitions, an ``x`` where a diverged
 run left the plot. :func:`_convergence` draws these panels for the figures that
-compare lines the same way (evaluations, momentum).
+compare lines the same way (evaluations, momentum). Against iterations, a run with a
+theoretical rate (``rate_theory``: gd, heavy ball, Nesterov on a quadratic) gets a thin
+dashed line of its colour, (f_0 - f*) ρ^(2k) from the same start: where the run follows
+the theory and where it departs from it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from runner.figures._data import _by_run, reached_tol
+from runner.figures._data import _by_run, reached_tol, theory_rate
 from runner.figures._layout import (
     _describe,
     _grid,
@@ -43,6 +46,7 @@ from runner.figures._style import (
 )
 
 name = "convergence_iteration"
+THEORY_LABEL = "theory: (f₀ − f*) ρ^(2k),\nρ = rate_theory"
 
 
 def figure(traces: pd.DataFrame, runs: pd.DataFrame, x: str = "iteration") -> Figure | None:
@@ -85,6 +89,7 @@ def _convergence(traces, runs, layout: _Layout, x: str, *, label=None) -> Figure
     fig, axes, ncols = _grid(len(layout.panels), extra_width=max(2.2, 0.075 * min(longest, 60) + 0.6))
     handles, per_panel_legends = {}, not one_line_per_colour and label is not name
     x_max, x_min = [], []
+    theory_drawn = False
     for i, (ax, (title, _), curves) in enumerate(zip(axes, layout.panels, panel_curves, strict=True)):
         # Limits and scales first: autoscaling over a diverged run's 1e308 would overflow.
         ax.set_ylim(bottom, top)
@@ -109,6 +114,9 @@ def _convergence(traces, runs, layout: _Layout, x: str, *, label=None) -> Figure
                 drawstyle="default" if x == "iteration" else "steps-post",
                 **style,
             )
+            if x == "iteration" and c.gap and (theory := _theory_line(c, bottom, top)) is not None:
+                ax.plot(*theory, color=style["color"], lw=1.0, ls=(0, (4, 2.5)), zorder=3, gid=f"theory:{c.config_id}")
+                theory_drawn = True
             if c.band:
                 grid, lo, hi = c.band
                 ok = np.isfinite(lo) & np.isfinite(hi)
@@ -173,6 +181,8 @@ def _convergence(traces, runs, layout: _Layout, x: str, *, label=None) -> Figure
         legend.append(_diverged_handle("diverged: last value on the plot"))
     if label is not name:
         legend.append(Line2D([], [], color="0.3", marker="o", ms=5, ls="none", label=f"stopped: {TOL_RULE}"))
+    if theory_drawn:
+        legend.append(Line2D([], [], color="0.3", lw=1.0, ls=(0, (4, 2.5)), label=THEORY_LABEL))
     legend += _not_drawn(layout, runs)
     legend_title = None if per_panel_legends or not layout.grid else _name(layout.hue)
     _legend(axes[min(ncols, len(axes)) - 1], legend, legend_title)
@@ -182,3 +192,18 @@ def _convergence(traces, runs, layout: _Layout, x: str, *, label=None) -> Figure
         title += f"; median and 25–75 % band over {repeats} seeds"
     _suptitle(fig, _title(layout, title), runs)
     return fig
+
+
+def _theory_line(c: _Curve, bottom: float, top: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The theoretical f - f* of a curve: ``(f_0 - f*) ρ^(2 (k - k_0))`` from its first point, over its
+    iterations, ρ the median ``rate_theory`` of its runs; cut at its first point out of the plot's
+    ``[bottom, top]`` (it leaves the view there), None where its runs have no rate."""
+    rates = [r for r in map(theory_rate, c.runs.to_dict("records")) if r is not None]
+    if not rates or not len(c.x) or not np.isfinite(c.y[0]) or c.y[0] <= 0:
+        return None
+    rho = float(np.median(rates))
+    with np.errstate(divide="ignore", over="ignore", under="ignore"):
+        y = c.y[0] * np.exp(2.0 * (c.x - c.x[0]) * np.log(rho))
+    outside = np.flatnonzero((y < bottom) | (y > top))
+    end = int(outside[0]) + 1 if len(outside) else len(y)
+    return (c.x[:end], y[:end]) if end > 1 else None

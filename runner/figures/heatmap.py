@@ -1,7 +1,10 @@
 """``heatmap_lr_momentum``: final f - f* and iterations to tol over an lr x momentum grid.
 
 On quadratics the optimizer's stability boundary (its ``stable_lr``, see
-:data:`runner.optimizers.OPTIMIZERS`) is drawn over the cells.
+:data:`runner.optimizers.OPTIMIZERS`) is drawn over the cells, and beside it the theory
+(:mod:`runner.theory`): a star at the optimal (lr*, momentum*) and, in the iterations panel, the
+iterations theory gives each cell, in brackets below the measured ones (a contour where the grid
+is too big to print in its cells).
 """
 
 from __future__ import annotations
@@ -20,7 +23,18 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.patheffects import withStroke
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
-from runner.figures._data import MOMENTUM, _column, _f_star, _finite, _first_and_last_f, _objective, reached_tol
+from runner.figures._data import (
+    MOMENTUM,
+    _column,
+    _f_star,
+    _finite,
+    _first_and_last_f,
+    _objective,
+    reached_tol,
+    theory_iterations,
+    theory_optimum,
+    theory_rates,
+)
 from runner.figures._layout import _describe, _panels, _suptitle, swept_keys
 from runner.figures._style import GAP, TOL_RULE, _fmt, _ordered
 from runner.optimizers import OPTIMIZERS
@@ -39,6 +53,13 @@ def figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
     value. For quadratic objectives (``hessian_max_eig`` known) with an optimizer that
     knows its stable learning rate (``stable_lr``: gd, heavy ball, Nesterov), the stability
     boundary is drawn, lr = 2(1 + momentum)/L for heavy ball (gid ``stability``).
+
+    Beside it, theory (where the optimizer also has ``optimal`` and ``rate_block``): a star at the
+    (lr*, momentum*) of the smallest rate ρ (:func:`runner.theory.optimal`; gid ``optimum``), and in
+    the iterations panel each cell's theoretical iterations for f - f* <= tol from its start,
+    ceil(log(tol / (f_0 - f*)) / (2 log ρ)) with ρ the runs' ``rate_theory``
+    (:func:`runner.theory.iterations_for`), in brackets in a smaller, dimmer type below the measured
+    count; on grids too big to print in, a contour of it (gid ``theory_contour``).
     """
     if MOMENTUM not in runs.columns or "lr" not in runs.columns:
         return None
@@ -62,7 +83,8 @@ def figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
     quantities = (GAP, f"iterations until {TOL_RULE}") if any(stopped_by_tol.values()) else (GAP,)
     fig = Figure(figsize=(0.9 + 5.3 * len(quantities), 4.4 * len(panels) + 0.6), layout="constrained")
     axes = fig.subplots(len(panels), len(quantities), squeeze=False)
-    boundary_drawn = boundary_seen = diverged_any = over_any = blank_any = False
+    boundary_drawn = boundary_seen = diverged_any = over_any = blank_any = theory_any = False
+    optima: set[str] = set()
     boundary_texts, off_grid = set(), set()
     for row, (title, panel) in enumerate(panels):
         lrs = np.array(_ordered(_column(panel, "lr")), float)
@@ -71,6 +93,7 @@ def figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
         x_edges, y_edges = x_axis.edges, y_axis.edges
         gap_cells = np.full((len(ms), len(lrs)), np.nan)
         it_cells = np.full((len(ms), len(lrs)), np.nan)
+        theory_cells = np.full((len(ms), len(lrs)), np.nan)  # iterations theory gives each cell
         state = np.full((len(ms), len(lrs)), "not run", dtype=object)
         start_gap = []
         gap_known = True
@@ -81,7 +104,7 @@ def figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
             i, j = int(np.flatnonzero(ms == m)[0]), int(np.flatnonzero(lrs == lr)[0])
             status = [run["status"] for run in cell]
             diverged = status.count("diverged")
-            finals = []
+            finals, theory = [], []
             for run in cell:
                 f_star = _f_star(run)
                 gap_known &= f_star is not None
@@ -89,6 +112,10 @@ def figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
                     f_first, f_last = first_last_f[run["run_id"]]
                     start_gap.append(f_first - (f_star or 0.0))
                     finals.append(f_last - (f_star or 0.0))
+                    if f_star is not None and (k := theory_iterations(run, f_first - f_star)) is not None:
+                        theory.append(k)
+            if theory:
+                theory_cells[i, j] = float(np.median(theory))
             if diverged:
                 state[i, j] = "diverged" if diverged == len(cell) else f"{diverged}/{len(cell)}\ndiverged"
             elif status.count("failed") == len(cell):
@@ -188,17 +215,33 @@ def figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
                         text = f"{v:.0f}" if state[i, j] == "ok" else f"> {v:.0f}"
                     color = _cell_text_color(cmap(norm(min(v, vmax))) if v <= vmax else cmap.get_over())
                     halo = "black" if color == "white" else "white"  # legible where the boundary line crosses
+                    theory = theory_cells[i, j] if col == 1 else np.nan
+                    # With a second number the measured one sits just above the cell's centre, the theory's below.
                     ax.text(
                         cx,
                         cy,
                         text,
                         ha="center",
-                        va="center",
+                        va="center" if np.isnan(theory) else "bottom",
                         fontsize=7.5,
                         color=color,
                         zorder=5,
                         path_effects=[withStroke(linewidth=1.5, foreground=halo)],
                     )
+                    if not np.isnan(theory):  # the second, dim number: what theory gives the cell
+                        theory_any = True
+                        ax.text(
+                            cx,
+                            cy,
+                            f"({_iterations_text(theory)})",
+                            ha="center",
+                            va="top",
+                            fontsize=6.5,
+                            color=color,
+                            alpha=0.75,
+                            zorder=5,
+                            gid=f"theory_iterations:{lr:g}:{m:g}",
+                        )
             ax.set_xlim(x_edges[0], x_edges[-1])
             ax.set_ylim(y_edges[0], y_edges[-1])
             ax.set_xlabel("learning rate lr")
@@ -216,12 +259,43 @@ def figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
                     off_grid.add(f"at lr {_fmt(float(lr_at.min()))}–{_fmt(float(lr_at.max()))}, {side} of the grid")
                 else:
                     boundary_seen = True
+            best = optimum(panel)
+            if best is not None:
+                inside = x_edges[0] <= best["lr"] <= x_edges[-1] and y_edges[0] <= best["momentum"] <= y_edges[-1]
+                ax.plot(
+                    [min(max(best["lr"], x_edges[0]), x_edges[-1])],
+                    [min(max(best["momentum"], y_edges[0]), y_edges[-1])],
+                    marker="*",
+                    ms=15,
+                    color="white",
+                    markeredgecolor="black",
+                    markeredgewidth=1.2,
+                    ls="none",
+                    zorder=6,
+                    clip_on=False,
+                    gid="optimum",
+                )
+                optima.add(_optimum_text(best) + ("" if inside else " (outside the grid: on its edge)"))
+            if col == 1 and not annotated:
+                theory_any |= _theory_contour(ax, panel, x_edges, y_edges, start, grid_runs)
     legend = []
     if boundary_drawn:
         text = boundary_texts.pop() if len(boundary_texts) == 1 else "stability boundary: unstable to its right"
         if not boundary_seen:  # no line to see: say where it is
             text += f" ({off_grid.pop()})" if len(off_grid) == 1 else " (outside the grid)"
         legend.append(Line2D([], [], color="#D55E00", lw=2.2, ls="--", label=text))
+    for text in sorted(optima):
+        legend.append(Line2D([], [], marker="*", ms=12, color="white", markeredgecolor="black", ls="none", label=text))
+    if theory_any:
+        legend.append(
+            Line2D(
+                [],
+                [],
+                ls="none",
+                label=f"(n): iterations theory gives: the least n with ρ^(2n) ({GAP} at the start) ≤ tol, "
+                "ρ the rate of ‖x − x*‖ (rate_theory)",
+            )
+        )
     if diverged_any:
         legend.append(Patch(facecolor="0.88", edgecolor="0.45", hatch="xx", label="diverged"))
     if over_any:
@@ -244,12 +318,13 @@ def figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
             )
         )
     if legend:
-        for handle in legend:  # to the figure's width: one column of panels holds about 78 characters
+        # One entry a line, wrapped to the figure's width: one column of panels holds about 78 characters.
+        for handle in legend:
             handle.set_label(textwrap.fill(handle.get_label(), 78 * len(quantities)))
         fig.legend(
             handles=legend,
             loc="outside lower center",
-            ncols=len(legend) if len(quantities) > 1 else 1,
+            ncols=1,
             fontsize=9,
             frameon=False,
         )
@@ -379,3 +454,66 @@ def _panel_stability(panel: pd.DataFrame):
     hyper = json.loads(settings.pop())
     limit = stability_limit(str(optimizers[0]), hyper, float(L))
     return (limit, _stability_text(str(optimizers[0]), hyper, float(L))) if limit is not None else none
+
+
+def _iterations_text(k: float) -> str:
+    return "∞" if math.isinf(k) else f"{k:.0f}"
+
+
+def _optimum_text(best: dict) -> str:
+    lr, momentum = (float(format(best[key], ".3g")) for key in ("lr", "momentum"))
+    rho = best["rate"]
+    return f"optimum by theory, the smallest rate ρ = {rho:.3g}: lr* = {_fmt(lr)}, momentum* = {_fmt(momentum)}"
+
+
+def optimum(panel: pd.DataFrame) -> dict | None:
+    """The (lr*, momentum*) of the smallest rate ρ for the runs of a heatmap panel
+    (:func:`runner.theory.optimal`, with ``rate``), under :func:`_panel_stability`'s conditions
+    (one optimizer, one set of its other hyperparameters, one objective); None without a theory."""
+    run = _panel_run(panel)
+    if run is None:
+        return None
+    best = theory_optimum(run)
+    return best if best is not None and "momentum" in best else None
+
+
+def _theory_contour(ax, panel: pd.DataFrame, x_edges, y_edges, start_gap: float, runs: pd.DataFrame) -> bool:
+    """Contours of the iterations theory gives for f - f* <= tol from ``start_gap`` over the panel's
+    plane (gid ``theory_contour``), where its cells are too many to print in; whether any was drawn."""
+    run = _panel_run(panel)
+    tols = pd.to_numeric(runs.get("tol"), errors="coerce").dropna().unique() if "tol" in runs else []
+    if run is None or len(tols) != 1 or not tols[0] > 0 or not np.isfinite(start_gap) or start_gap <= 0:
+        return False
+    lr = np.geomspace(x_edges[0], x_edges[-1], 200) if x_edges[0] > 0 else np.linspace(x_edges[0], x_edges[-1], 200)
+    m = np.linspace(max(y_edges[0], 0.0), min(y_edges[-1], 0.999), 200)
+    rho = theory_rates(run, lr[None, :], m[:, None])
+    if rho is None:
+        return False
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = np.log(float(tols[0]) / start_gap) / (2.0 * np.log(rho))
+    k = np.where((rho < 1) & (k > 0), k, np.nan)
+    finite = k[np.isfinite(k)]
+    if not len(finite):
+        return False
+    levels = [v for v in (3, 10, 30, 100, 300, 1000, 3000, 10000, 30000) if finite.min() < v < finite.max()]
+    if not levels:
+        return False
+    lines = ax.contour(lr, m, k, levels=levels, colors="white", linewidths=0.8, alpha=0.8, zorder=3)
+    lines.set_gid("theory_contour")
+    ax.clabel(lines, fontsize=6.5, fmt=lambda v: f"({v:.0f})")
+    return True
+
+
+def _panel_run(panel: pd.DataFrame):
+    """A run of the panel standing for all of them in theory: one optimizer with one set of
+    hyperparameters besides lr and momentum, one objective function (x0 aside); else None."""
+    optimizers = _column(panel, "optimizer").unique()
+    if len(optimizers) != 1:
+        return None
+    configs = [json.loads(c) for c in panel["config"]]
+    settings = {
+        json.dumps({k: v for k, v in c["optimizer"].items() if k not in ("_target_", "lr", "momentum")}, sort_keys=True)
+        for c in configs
+    }
+    objectives = {json.dumps({k: v for k, v in c["objective"].items() if k != "x0"}, sort_keys=True) for c in configs}
+    return panel.iloc[0] if len(settings) == 1 and len(objectives) == 1 else None
