@@ -15,8 +15,8 @@ import importlib.metadata
 import re
 from pathlib import Path
 
-# The distribution's name on the package index (the import names stay runner and objectives).
-DISTRIBUTION = "optim-runner"
+from runner.store import DISTRIBUTION  # the name on the package index; the import names stay runner, objectives
+
 # The config groups whose options come from Hydra plugins, and the kind of plugin each takes.
 PLUGIN_GROUPS = {"hydra/launcher": "launcher", "hydra/sweeper": "sweeper"}
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"

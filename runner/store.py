@@ -38,6 +38,9 @@ TRACES_FILE = "traces.parquet"
 PARTS_DIR = "parts"
 MULTIRUN_FILE = "multirun.yaml"  # Hydra writes it in every sweep folder, before any job runs
 FIGURES_DIR = "figures"
+# The project's distribution on the package index ("runner" is another project's name there):
+# a summary's versions["runner"] is its version.
+DISTRIBUTION = "optim-runner"
 VERSIONED_PACKAGES = ("runner", "numpy", "scipy", "pandas", "pyarrow", "hydra-core", "omegaconf", "matplotlib")
 
 
@@ -269,7 +272,7 @@ def package_versions() -> dict:
     versions = {"python": sys.version.split()[0]}
     for name in VERSIONED_PACKAGES:
         try:
-            versions[name] = metadata.version(name)
+            versions[name] = metadata.version({"runner": DISTRIBUTION}.get(name, name))
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions

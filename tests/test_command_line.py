@@ -491,3 +491,21 @@ def test_python_dash_m_runner_is_the_console_script():
     main_py = (REPO / "runner" / "__main__.py").read_text()
     assert f"from {module} import {function}" in main_py and f"\n{function}()" in main_py
     assert project["name"] not in ("runner", "objectives")  # those names belong to other projects on the index
+
+
+def test_a_summary_records_the_projects_version_under_its_distribution_name(monkeypatch):
+    """versions["runner"] is the distribution optim-runner's, never the unrelated project named runner."""
+    from importlib import metadata
+
+    from runner import store
+
+    installed = {store.DISTRIBUTION: "9.9.9", "runner": "1.1", "numpy": np.__version__}
+
+    def version(name):
+        if name not in installed:
+            raise metadata.PackageNotFoundError(name)
+        return installed[name]
+
+    monkeypatch.setattr(metadata, "version", version)
+    versions = store.package_versions()
+    assert versions["runner"] == "9.9.9" and versions["numpy"] == np.__version__ and versions["scipy"] is None
