@@ -1,3 +1,3 @@
-from runner.app import cli
+from runner.cli import main
 
-cli()
+main()

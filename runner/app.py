@@ -30,6 +30,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from runner.batched import run_jobs
+from runner.hints import missing_plugin
 from runner.interrupt import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, sigterm_as_interrupt
 from runner.progress import RunBar, check_show, current_sweep, display, end_sweep, start_sweep
 from runner.run import run, shown_path, summary_line
@@ -327,6 +328,8 @@ def cli() -> None:
 
 
 def one_line(err: Exception) -> str:
+    if (hint := missing_plugin(err)) is not None:  # hydra/launcher=joblib without its extra: which one to install
+        return hint
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
         group, _, option = err.missing_cfg_file.rpartition("/")
         return f"{group}={option}: expected one of {', '.join(err.options)}"

@@ -56,7 +56,7 @@ from runner.loop import minibatch_sampler
 from runner.optimizers import Optimizer
 from runner.run import run
 from runner.stopping import gradient_norm, stop_reason
-from runner.store import drop_runs, earlier_runs, write_part
+from runner.store import drop_runs, earlier_runs, finished_run, write_part
 from runner.tables import record_types, run_record, runs_table
 from runner.theory import run_rates
 from runner.trace import summary_record, traced_coordinates
@@ -542,6 +542,24 @@ def _say_rerun(sweep_dir: Path):
         print(f"rerun: {path.relative_to(sweep_dir).as_posix()} {what}", file=sys.stderr, flush=True)
 
     return say
+
+
+def plan_jobs(jobs: Sequence[Job], sweep_dir: str | Path, *, resume: bool = True) -> list[str]:
+    """How :func:`run_jobs` would run each job, with nothing run and nothing written (a dry run):
+    ``"done"`` (a finished run that resume keeps, in a chunk file or, for a job that runs alone,
+    its folder), ``"batched"`` or ``"alone"`` (through ``fallback``), by the rules it runs them by."""
+    sweep_dir = Path(sweep_dir)
+    ids = [(job.config_hash, job.config_id) if job.config_id else config_ids(job.config, job.config) for job in jobs]
+    finished = earlier_runs(sweep_dir, repair=False)[0] if resume else {}
+    plan = ["done" if (job.name, ids[i][0]) in finished else "" for i, job in enumerate(jobs)]
+    groups, alone = _plan(jobs, [i for i, p in enumerate(plan) if not p])
+    for group in groups:
+        for i in group.indices:
+            plan[i] = "batched"
+    for i in alone:  # the fallback's run() keeps a finished run of the same config in the job's folder
+        done = resume and finished_run(sweep_dir / jobs[i].name, ids[i][0])[0] is not None
+        plan[i] = "done" if done else "alone"
+    return plan
 
 
 def run_jobs(

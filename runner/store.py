@@ -39,6 +39,9 @@ PARTS_DIR = "parts"
 MULTIRUN_FILE = "multirun.yaml"  # Hydra writes it in every sweep folder, before any job runs
 FIGURES_DIR = "figures"
 SWEEP_LOG = "sweep.log"  # one line per job or chunk that ended (runner.progress)
+# The project's distribution on the package index ("runner" is another project's name there):
+# a summary's versions["runner"] is its version.
+DISTRIBUTION = "optim-runner"
 VERSIONED_PACKAGES = ("runner", "numpy", "scipy", "pandas", "pyarrow", "hydra-core", "omegaconf", "matplotlib")
 
 
@@ -270,7 +273,7 @@ def package_versions() -> dict:
     versions = {"python": sys.version.split()[0]}
     for name in VERSIONED_PACKAGES:
         try:
-            versions[name] = metadata.version(name)
+            versions[name] = metadata.version({"runner": DISTRIBUTION}.get(name, name))
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
@@ -497,17 +500,24 @@ def write_part(sweep_dir: Path, name: str, runs: list[pa.Table], traces: list[pa
     atomic_write(parts / f"{name}.{RUNS_FILE}", lambda tmp: pq.write_table(runs_table, tmp))
 
 
-def earlier_runs(sweep_dir: Path, report: Callable[[Path, str], None] | None = None) -> tuple[dict, set]:
+def earlier_runs(
+    sweep_dir: Path, report: Callable[[Path, str], None] | None = None, *, repair: bool = True
+) -> tuple[dict, set]:
     """What earlier launches left in the sweep's chunk files: the outcome of each finished run by
     ``(job, config_hash)``, and every job that has a run there.
 
     The chunk files are checked first (:func:`repair_parts`): what a crash or a damaged file left
     is taken out, and ``report(file, what is wrong)`` says so. A job with runs in two chunks
     (from before folders were locked) counts as unfinished, so that it runs once more, alone.
+    With ``repair=False`` (a dry run) nothing is written: a chunk that the repair would change
+    holds no finished run here.
     """
-    repair_parts(sweep_dir, report)
+    if repair:
+        repair_parts(sweep_dir, report)
     finished, present, twice = {}, set(), set()
     for path in chunk_files(sweep_dir, RUNS_FILE):
+        if not repair and not _whole_chunk(path):
+            continue
         for row in read_table(path, columns=["job", "config_hash", "status", "message", "f"]).to_pylist():
             if row["job"] in present:
                 twice.add(row["job"])
@@ -515,6 +525,15 @@ def earlier_runs(sweep_dir: Path, report: Callable[[Path, str], None] | None = N
             if row["status"] in FINAL_STATUSES:
                 finished[(row["job"], row["config_hash"])] = {k: row[k] for k in ("status", "message", "f")}
     return {key: value for key, value in finished.items() if key[0] not in twice}, present
+
+
+def _whole_chunk(runs_path: Path) -> bool:
+    """A chunk :func:`repair_parts` would leave as it is: both files read, with ``iterations + 1`` rows a run."""
+    try:
+        iterations = read_table(runs_path, columns=["iterations"]).column(0).to_pylist()
+    except (OSError, pa.ArrowException):
+        return False
+    return trace_problem(_traces_of(runs_path), sum(iterations) + len(iterations)) is None
 
 
 def _traces_of(runs_path: Path) -> Path:

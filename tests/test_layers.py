@@ -29,7 +29,17 @@ LAYERS = {
     # runs that write files: one (run), or many batched (batched: chunk files, and run() for the rest)
     "runs": ["runner.run", "runner.batched"],
     "figures": ["runner.figures", "runner.plot"],
-    "edge": ["runner.app", "runner.__main__", "runner", "runner.interrupt", "runner.progress"],
+    # the command line: Hydra's (app), what it lacks (cli: --list, --dry-run, completion; discover; hints)
+    "edge": [
+        "runner.app",
+        "runner.__main__",
+        "runner",
+        "runner.interrupt",
+        "runner.progress",
+        "runner.cli",
+        "runner.discover",
+        "runner.hints",
+    ],
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
 

@@ -77,6 +77,16 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
         return _launch_batched(launcher, run_jobs, job_overrides, initial_job_idx, sweep_dir, start)
 
 
+def plan(launcher: Any, jobs: Sequence[Any], sweep_dir: str | Path) -> list[str]:
+    """What :func:`launch` would do with each job, by the runner's own planner and resume rule
+    (``runner.batched.plan_jobs``); a task that does not batch runs each job alone."""
+    if batch_entry(launcher.task_function) is None:
+        return ["alone"] * len(jobs)
+    from runner.batched import plan_jobs
+
+    return plan_jobs(jobs, sweep_dir)
+
+
 def run_alone(launcher: Any, overrides: Sequence[str], idx: int) -> JobReturn:
     """Job ``idx`` exactly as Hydra's basic launcher runs it: full composition, ``run_job``, the task function."""
     config = launcher.config

@@ -66,6 +66,13 @@ class BatchedLauncher(Launcher):
         self.task_function = task_function
         _core.setup(self)
 
+    def plan(self, jobs: Sequence[Any], sweep_dir: str) -> list[str]:
+        """How ``launch`` would run each of ``jobs`` (``runner.batched.Job``), with nothing run or written:
+        ``"done"``, ``"batched"`` or ``"alone"`` (a dry run, ``runner --dry-run``)."""
+        from hydra_plugins.runner_batched_launcher import _core
+
+        return _core.plan(self, jobs, sweep_dir)
+
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from hydra_plugins.runner_batched_launcher import _core
 
