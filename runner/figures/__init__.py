@@ -109,6 +109,10 @@ REGISTRY = _register(
     "heatmap",
     "search",
     "objective_1d",
+    "lr_sensitivity",
+    "performance_profile",
+    "data_profile",
+    "runtime_ecdf",
 )
 
 FIGURE_NAMES = tuple(REGISTRY)

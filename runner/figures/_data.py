@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 
 from objectives import REGISTRY as OBJECTIVES
+from runner import profiles
 from runner.store import FIGURES_DIR, PARTS_DIR, RUNS_FILE, SUMMARY_FILE, atomic_write, built_after_its_runs
 from runner.tables import load, load_runs
 from runner.validate import factory_of
 
-__all__ = ["FIGURES_DIR", "atomic_write", "load", "load_runs"]
+__all__ = ["FIGURES_DIR", "atomic_write", "load", "load_runs", "profiles"]
 
 SETTING_KEYS = ("objective", "optimizer", "lr", "max_iter", "tol", "grad_tol", "trace.x")
 MOMENTUM = "optimizer.momentum"
