@@ -39,7 +39,7 @@ def figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
     s = study(runs)
     ref = profiles.reference_values(traces, s.chosen, s.problem)
     fig, axes, ncols = _grid(len(profiles.PROFILE_TAUS), size=PANEL, sharex=True, sharey=True, extra_width=2.0)
-    budget_max = float(pd.to_numeric(traces["ngev"], errors="coerce").max())
+    budget_max = 1.3 * float(pd.to_numeric(traces["ngev"], errors="coerce").max())  # the last step shows
     n_problems = 0
     for ax, tau in zip(axes, profiles.PROFILE_TAUS, strict=True):
         cost = profiles.cost_to_target(traces, s.chosen, tau, cost="ngev", problem=s.problem)

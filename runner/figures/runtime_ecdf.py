@@ -31,7 +31,7 @@ def figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
     if runtimes.empty:
         return None  # no objective of the study knows f*
     values = runtimes["runtime"].to_numpy(float)
-    budget_max = max(float(pd.to_numeric(traces["ngev"], errors="coerce").max()), 2.0)
+    budget_max = max(1.3 * float(pd.to_numeric(traces["ngev"], errors="coerce").max()), 2.0)  # the last step shows
     budgets = np.unique(np.concatenate([[1.0], values[np.isfinite(values)], [budget_max]]))
     ecdf = profiles.runtime_ecdf(runtimes, budgets)
     fig, axes, _ = _grid(1, size=(PANEL[0] * 1.4, PANEL[1] * 1.1), sharex=False, sharey=False, extra_width=2.0)
