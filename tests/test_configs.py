@@ -66,7 +66,7 @@ def test_the_known_top_level_keys_are_those_of_the_configs(compose_cfg):
     groups -= {"override hydra/job_logging"}  # Hydra's own group (the runner's logging), not a key of the config
     assert set(root) - {"defaults", "hydra"} | groups == set(TOP_LEVEL_KEYS)
     files = sorted((CONF / "experiment").glob("*.yaml")) + sorted((CONF / "hparams_search").glob("*.yaml"))
-    assert len(files) == 4
+    assert len(files) == 5
     for path in files:  # every key a preset sets (a search preset needs its sweeper's extra to compose)
         keys = set(yaml.safe_load(path.read_text())) - {"defaults", "hydra"}
         assert keys <= set(TOP_LEVEL_KEYS), path.name

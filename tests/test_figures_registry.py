@@ -23,6 +23,10 @@ STEMS = {
     "heatmap_lr_momentum",
     "objective_1d",
     "search",
+    "lr_sensitivity",
+    "performance_profile",
+    "data_profile",
+    "runtime_ecdf",
 }
 PACKAGE = Path(figures.__file__).parent
 
@@ -32,6 +36,12 @@ SWEEPS = {
     "grid": [[*QUADRATIC, f"lr={lr}", f"optimizer.momentum={m}"] for lr in (1, 2) for m in (0, 0.5)],
     "momentum": [[*QUADRATIC, "lr=1", f"optimizer.momentum={m}"] for m in (0, 0.5)],
     "search": [[*QUADRATIC, f"lr={lr}", f"optimizer.momentum={m}"] for lr, m in ((0.5, 0), (1, 0.3), (2, 0.6))],
+    "across_problems": [
+        [f"objective={objective}", f"optimizer={optimizer}", f"lr={lr}", "max_iter=60", "tol=0"]
+        for objective in ("quartic", "shifted_quadratic")
+        for optimizer in ("gd", "adam")
+        for lr in (0.01, 0.1)
+    ],
     "one_d_and_scipy": [
         ["objective=quartic", "optimizer=gd", "lr=0.01", "max_iter=60"],
         ["objective=quartic", "optimizer=scipy", "optimizer.method=BFGS", "max_iter=60"],

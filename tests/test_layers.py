@@ -24,8 +24,8 @@ LAYERS = {
     # one run's computation: the shared stopping rules, the loop, scipy's own driver
     "drivers": ["runner.stopping", "runner.loop", "runner.scipy_driver"],
     "storage": ["runner.store"],
-    # the sweep as one dataset
-    "tables": ["runner.tables"],
+    # the sweep as one dataset; comparisons across its problems (profiles), from the tables alone
+    "tables": ["runner.tables", "runner.profiles"],
     # runs that write files: one (run), or many batched (batched: chunk files, and run() for the rest)
     "runs": ["runner.run", "runner.batched"],
     "figures": ["runner.figures", "runner.plot"],

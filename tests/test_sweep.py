@@ -292,6 +292,7 @@ def test_the_presets_compose_as_multirun_sweeps(compose_cfg):
             ("lr_sweep", {"lr"}),
             ("momentum_sweep", {"optimizer.momentum"}),
             ("lr_momentum_grid", {"lr", "optimizer.momentum"}),
+            ("optimizer_benchmark", {"objective", "optimizer", "lr", "seed"}),
         ]:
             cfg = compose(config_name="config", overrides=[f"+experiment={name}"], return_hydra_config=True)
             assert cfg.hydra.mode.name == "MULTIRUN"

@@ -33,6 +33,15 @@ The figures, each drawn only where it applies:
 ``search``                 when the swept values are not a grid (:func:`is_grid`:
                            Optuna, random search): final f - f* against each swept
                            key, and the best so far against the trial.
+``lr_sensitivity``         a study across problems (objective and optimizer both swept):
+                           median final f - f* against lr, a line per optimizer, a
+                           panel per objective, the best lr starred.
+``performance_profile``    the same study: Dolan & Moré's rho_s(tau) over iterations to
+                           f <= f_L + t (f(x0) - f_L), each optimizer at its best lr.
+``data_profile``           the same study: the fraction of problems solved within a
+                           budget of gradient evaluations (Moré & Wild).
+``runtime_ecdf``           the same study, where f* is known: the ECDF of gradient
+                           evaluations to f - f* <= 1e-k, k = 1..8 (COCO).
 =========================  ==========================================================
 
 Conventions shared by the figures:
@@ -116,6 +125,10 @@ REGISTRY = _register(
     "heatmap",
     "search",
     "objective_1d",
+    "lr_sensitivity",
+    "performance_profile",
+    "data_profile",
+    "runtime_ecdf",
 )
 
 FIGURE_NAMES = tuple(REGISTRY)

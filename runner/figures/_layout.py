@@ -29,9 +29,10 @@ def swept_keys(runs: pd.DataFrame) -> list[str]:
 
     Not swept: the seed, and any column that varies among the repetitions of
     one config (it follows the seed, like ``objective.seed: ${seed}``); and an
-    ``optimizer.*`` (``objective.*``) column that is null for some runs and one
-    value for the others while the optimizer (objective) varies: it only says
-    which optimizer has that key (``optimizer.momentum`` when gd meets momentum).
+    ``optimizer.*`` (``objective.*``) column that has one value (or null) for each
+    optimizer (objective) while the optimizer (objective) varies: it only says
+    which optimizer has that key and its default (``optimizer.momentum`` when gd meets
+    momentum; ``optimizer.eps`` when adagrad meets adam; ``objective.n`` across objectives).
     """
     keys = []
     for key in config_keys(runs):
@@ -41,7 +42,8 @@ def swept_keys(runs: pd.DataFrame) -> list[str]:
         if "config_id" in runs.columns and (values.groupby(runs["config_id"]).nunique(dropna=False) > 1).any():
             continue
         namespace = key.partition(".")[0]
-        if "." in key and values.nunique() <= 1 and _column(runs, namespace).nunique() > 1:
+        owner = _column(runs, namespace)
+        if "." in key and owner.nunique() > 1 and (values.groupby(owner).nunique(dropna=False) <= 1).all():
             continue
         keys.append(key)
     return keys
