@@ -23,11 +23,12 @@ LAYERS = {
     # one run's computation: the shared stopping rules, the loop, scipy's own driver
     "drivers": ["runner.stopping", "runner.loop", "runner.scipy_driver"],
     "storage": ["runner.store"],
-    # the sweep as one dataset
-    "tables": ["runner.tables"],
+    # the sweep as one dataset, and which of its configs won
+    "tables": ["runner.tables", "runner.best"],
     # runs that write files: one (run), or many batched (batched: chunk files, and run() for the rest)
     "runs": ["runner.run", "runner.batched"],
-    "figures": ["runner.figures", "runner.plot"],
+    # the figures and the report page (which embeds them), drawn from the tables alone
+    "figures": ["runner.figures", "runner.plot", "runner.report"],
     "edge": ["runner.app", "runner.__main__", "runner", "runner.interrupt"],
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
