@@ -62,13 +62,14 @@ class SweepEnd(Callback):
         self.report = report
 
     def on_run_end(self, config, **kwargs) -> None:
-        """After a single run: its page, ``report.html`` in its folder (a page that fails says so in one line)."""
+        """After a single run: its page, ``report.html`` in its folder. The run still ends with its one line,
+        which names the folder; a page that fails adds one line saying why."""
         hydra_cfg = getattr(kwargs.get("job_return"), "hydra_cfg", None)  # HydraConfig is unset by now
         output_dir = OmegaConf.select(hydra_cfg, "hydra.runtime.output_dir") if hydra_cfg is not None else None
         if self.report and output_dir:
             output_dir = Path(output_dir)
-            if (output_dir / SUMMARY_FILE).is_file():
-                print(f"report: {write_report_page(output_dir)}", flush=True)
+            if (output_dir / SUMMARY_FILE).is_file() and not isinstance(page := write_report_page(output_dir), Path):
+                print(f"report: {page}", flush=True)
 
     def on_multirun_start(self, config, **kwargs) -> None:
         """Before any job: refuse a job folder outside the sweep folder, and remove what killed writes left."""
@@ -157,13 +158,13 @@ def finish_sweep(sweep_dir: str | Path, *, figures: bool = True, report: bool = 
     return counts
 
 
-def write_report_page(folder: Path) -> str:
-    """The folder's report page (:mod:`runner.report`), after its tables and figures; its path, or one line
-    saying why it was not written: a page that fails never costs the tables or the figures."""
+def write_report_page(folder: Path) -> Path | str:
+    """Write the folder's report page (:mod:`runner.report`), after its tables and figures: its path, or the
+    text saying why it was not written; a page that fails never costs the tables or the figures."""
     from runner.report import write_report  # plotly, jinja2 and itables are imported only when a page is written
 
     try:
-        return str(write_report(folder))
+        return write_report(folder)
     except Exception as err:
         return f"not written ({type(err).__name__}: {err})"
 
