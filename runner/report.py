@@ -250,7 +250,8 @@ def _runs_table(runs: pd.DataFrame, compare: bool) -> str:
         connected=False,
         pageLength=25,
         lengthMenu=[10, 25, 100, 1000, -1],
-        column_filters="header",
+        column_filters="footer",
+        footer=True,
         classes="display compact nowrap cell-border",
         maxBytes=0,  # every run, never a sample of them
         showIndex=False,
@@ -490,6 +491,7 @@ def _layout(objective, x, group, view, compare) -> dict:
 
 def _figures(folders: list[Path], compare: bool) -> list[dict]:
     """The static figures (PNG) of each folder's ``figures/``, as base64 data."""
+    names = _short_names([str(folder) for folder in folders])
     found = []
     for folder in folders:
         for png in sorted((folder / FIGURES_DIR).glob("*.png")):
@@ -497,7 +499,7 @@ def _figures(folders: list[Path], compare: bool) -> list[dict]:
                 data = base64.b64encode(_compact_png(png)).decode("ascii")
             except OSError:
                 continue
-            found.append({"name": png.stem, "sweep": str(folder) if compare else "", "data": data})
+            found.append({"name": png.stem, "sweep": names[str(folder)] if compare else "", "data": data})
     return found
 
 

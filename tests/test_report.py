@@ -225,3 +225,18 @@ def test_a_thousand_run_page_stays_under_10_mb(tmp_path):
     assert text.count('"meta":"curve"') == 60
     assert "showing the 60 best of 1000 configs" in text
     assert text.count('src="data:image/png;base64,') == len(list((folder / "figures").glob("*.png"))) > 0
+
+
+def test_a_failure_is_listed_with_its_error_and_folded_traceback(compose_cfg, tmp_path):
+    from runner.report import write_report
+    from runner.run import run
+
+    cfg = compose_cfg("max_iter=20")
+    run(cfg, tmp_path / "runs" / "fine")
+    run({**cfg, "objective": {"_target_": "tests.test_cli.exploding_objective"}}, tmp_path / "runs" / "crash")
+    page = write_report(tmp_path / "runs").read_text(encoding="utf-8")
+    failures = section(page, '<h2 id="failures">', '<h2 id="versions"')
+    assert "Failures (1)" in failures
+    assert "<code>crash</code>: RuntimeError: boom" in failures
+    folded = re.search(r"<details><summary>traceback</summary><pre>(.*?)</pre></details>", failures, re.S)
+    assert folded and "exploding_objective" in folded.group(1) and "Traceback" in folded.group(1)
