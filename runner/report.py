@@ -31,7 +31,16 @@ import numpy as np
 import pandas as pd
 
 from runner.best import NO_RESULT, best_configs, fixed_settings, run_scores, setting_keys
-from runner.store import FIGURES_DIR, REPORT_FILE, job_summaries, package_versions, read_hydra_record, read_summary
+from runner.store import (
+    FIGURES_DIR,
+    MULTIRUN_FILE,
+    REPORT_FILE,
+    SUMMARY_FILE,
+    job_summaries,
+    package_versions,
+    read_hydra_record,
+    read_summary,
+)
 from runner.store import write_text as write_page
 from runner.tables import load, load_runs, sweeps
 from runner.trace import STATUSES
@@ -96,7 +105,7 @@ def render(folders: list[Path]) -> str:
     return env.get_template("report.html.j2").render(
         title=_title(folders, runs),
         compare=compare,
-        single=len(runs) == 1 and not (folders[0] / "multirun.yaml").is_file(),
+        single=len(runs) == 1 and not (folders[0] / MULTIRUN_FILE).is_file(),
         headers=[_header(label, folder, part) for label, folder, part in _parts(source, runs, names)],
         fixed=fixed_settings(runs),
         counts=_counts(runs),
@@ -183,7 +192,7 @@ def _seconds(value: float) -> str:
 def _versions(folders: list[Path]) -> tuple[dict, str]:
     """The versions a run recorded (its summary.json), else those of this report's environment, and which."""
     for folder in folders:
-        for summary in [*job_summaries(folder)[:1], folder / "summary.json"]:
+        for summary in [*job_summaries(folder)[:1], folder / SUMMARY_FILE]:
             try:
                 versions = read_summary(summary).get("versions")
             except (OSError, ValueError, AttributeError):
