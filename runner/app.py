@@ -30,11 +30,12 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from runner.batched import run_jobs
+from runner.best import best_table
 from runner.hints import missing_plugin
 from runner.interrupt import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, sigterm_as_interrupt
 from runner.progress import RunBar, check_show, current_sweep, display, end_sweep, start_sweep
 from runner.run import run, shown_path, summary_line
-from runner.store import folder_lock, job_dir, remove_stale_temps
+from runner.store import SUMMARY_FILE, folder_lock, job_dir, remove_stale_temps
 from runner.tables import status_counts, write_tables
 from runner.trace import STATUSES
 
@@ -55,15 +56,27 @@ if not OmegaConf.has_resolver("runner.job_dir"):
 
 
 class SweepEnd(Callback):
-    """After every multirun: the sweep's tables and figures, a count of runs by status,
-    and a non-zero exit code only if a job failed (a diverged run is a result).
+    """After every multirun: the sweep's tables, figures and report page, a count of runs by status,
+    the best configs, and a non-zero exit code only if a job failed (a diverged run is a result).
+    After a single run: its report page, in its folder.
 
     ``hydra.callbacks.sweep_end.figures=false`` skips the figures (for sweeps of
-    thousands of runs, where drawing takes longer than running).
+    thousands of runs, where drawing takes longer than running); ``report=false`` the page.
     """
 
-    def __init__(self, figures: bool = True):
+    def __init__(self, figures: bool = True, report: bool = True):
         self.figures = figures
+        self.report = report
+
+    def on_run_end(self, config, **kwargs) -> None:
+        """After a single run: its page, ``report.html`` in its folder. The run still ends with its one line,
+        which names the folder; a page that fails adds one line saying why."""
+        hydra_cfg = getattr(kwargs.get("job_return"), "hydra_cfg", None)  # HydraConfig is unset by now
+        output_dir = OmegaConf.select(hydra_cfg, "hydra.runtime.output_dir") if hydra_cfg is not None else None
+        if self.report and output_dir:
+            output_dir = Path(output_dir)
+            if (output_dir / SUMMARY_FILE).is_file() and not isinstance(page := write_report_page(output_dir), Path):
+                print(f"report: {page}", flush=True)
 
     def on_multirun_start(self, config, **kwargs) -> None:
         """Before any job: refuse a job folder outside the sweep folder, and remove what killed writes left."""
@@ -81,7 +94,9 @@ class SweepEnd(Callback):
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
-            counts = finish_sweep(sweep_dir, figures=self.figures, config_dirs=config_folders(config))
+            counts = finish_sweep(
+                sweep_dir, figures=self.figures, report=self.report, config_dirs=config_folders(config)
+            )
         except KeyboardInterrupt as err:  # a Ctrl-C while the tables are written: the runs are in their files
             what = str(err) or "the sweep's tables were not written (interrupted)"
             print(f"interrupted: {what}; its runs are in {sweep_dir}", file=sys.stderr, flush=True)
@@ -127,8 +142,9 @@ def config_folders(config) -> list[str]:
     return [str(s.path) for s in sources if s.get("schema") == "file" and s.get("path")]
 
 
-def finish_sweep(sweep_dir: str | Path, *, figures: bool = True, config_dirs=()) -> Counter:
-    """Write the sweep's tables (and figures), print the count of runs by status, return it.
+def finish_sweep(sweep_dir: str | Path, *, figures: bool = True, report: bool = True, config_dirs=()) -> Counter:
+    """Write the sweep's tables (and figures, and its report page, which embeds them), print the count of
+    runs by status, the best configs (:func:`runner.best.best_table`) and where the page is; return the count.
 
     The figures build the objectives of the project's registry and of ``config_dirs`` (the folders
     the sweep's configs came from), never one that only the sweep's files name.
@@ -140,8 +156,24 @@ def finish_sweep(sweep_dir: str | Path, *, figures: bool = True, config_dirs=())
     counts = status_counts(runs)
     if figures:
         draw_figures(sweep_dir, config_dirs)
+    page = write_report_page(sweep_dir) if report else None
     print(count_line(counts, sweep_dir), flush=True)
+    if best := best_table(runs.to_pandas()):
+        print(best, flush=True)
+    if page is not None:
+        print(f"report: {page}", flush=True)
     return counts
+
+
+def write_report_page(folder: Path) -> Path | str:
+    """Write the folder's report page (:mod:`runner.report`), after its tables and figures: its path, or the
+    text saying why it was not written; a page that fails never costs the tables or the figures."""
+    from runner.report import write_report  # plotly, jinja2 and itables are imported only when a page is written
+
+    try:
+        return write_report(folder)
+    except Exception as err:
+        return f"not written ({type(err).__name__}: {err})"
 
 
 def draw_figures(sweep_dir: Path, config_dirs=()) -> None:

@@ -42,6 +42,8 @@ SWEEP_LOG = "sweep.log"  # one line per job or chunk that ended (runner.progress
 # The project's distribution on the package index ("runner" is another project's name there):
 # a summary's versions["runner"] is its version.
 DISTRIBUTION = "optim-runner"
+REPORT_FILE = "report.html"  # the page of a sweep or run folder (runner.report)
+HYDRA_RUN_DIR = ".hydra"  # Hydra's record of a run or a job run one by one: config.yaml, hydra.yaml, overrides.yaml
 VERSIONED_PACKAGES = ("runner", "numpy", "scipy", "pandas", "pyarrow", "hydra-core", "omegaconf", "matplotlib")
 
 
@@ -267,6 +269,33 @@ def write_summary(path: Path, summary: dict) -> None:
 
 def read_summary(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def write_text(path: Path, text: str) -> None:
+    """A text file (a report page), written atomically, as UTF-8."""
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def read_hydra_record(folder: Path) -> dict | None:
+    """What Hydra recorded of the command that made ``folder``: a sweep's ``multirun.yaml``, or a run's
+    ``.hydra/config.yaml`` with its ``hydra.yaml`` node, as a plain dict (no interpolation resolved);
+    None when there is none or it does not read."""
+    import yaml  # Hydra's own YAML reader (PyYAML): only what reads Hydra's records needs it
+
+    folder = Path(folder)
+    try:
+        if (folder / MULTIRUN_FILE).is_file():
+            record = yaml.safe_load((folder / MULTIRUN_FILE).read_text())
+        elif (folder / HYDRA_RUN_DIR / "config.yaml").is_file():
+            record = yaml.safe_load((folder / HYDRA_RUN_DIR / "config.yaml").read_text()) or {}
+            hydra_file = folder / HYDRA_RUN_DIR / "hydra.yaml"
+            if hydra_file.is_file():
+                record.update(yaml.safe_load(hydra_file.read_text()) or {})
+        else:
+            return None
+    except (OSError, yaml.YAMLError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def package_versions() -> dict:

@@ -24,11 +24,11 @@ LAYERS = {
     # one run's computation: the shared stopping rules, the loop, scipy's own driver
     "drivers": ["runner.stopping", "runner.loop", "runner.scipy_driver"],
     "storage": ["runner.store"],
-    # the sweep as one dataset; comparisons across its problems (profiles), from the tables alone
-    "tables": ["runner.tables", "runner.profiles"],
+    # the sweep as one dataset, which of its configs won; comparisons across its problems (profiles), from the tables alone
+    "tables": ["runner.tables", "runner.best", "runner.profiles"],
     # runs that write files: one (run), or many batched (batched: chunk files, and run() for the rest)
     "runs": ["runner.run", "runner.batched"],
-    "figures": ["runner.figures", "runner.plot"],
+    "figures": ["runner.figures", "runner.plot", "runner.report"],
     # the command line: Hydra's (app), what it lacks (cli: --list, --dry-run, completion; discover; hints)
     "edge": [
         "runner.app",
