@@ -24,7 +24,7 @@ LAYERS = {
     # one run's computation: the shared stopping rules, the loop, scipy's own driver
     "drivers": ["runner.stopping", "runner.loop", "runner.scipy_driver"],
     "storage": ["runner.store"],
-    # the sweep as one dataset, which of its configs won; comparisons across its problems (profiles), from the tables alone
+    # the sweep as one dataset, which configs won (best), comparisons across problems (profiles)
     "tables": ["runner.tables", "runner.best", "runner.profiles"],
     # runs that write files: one (run), or many batched (batched: chunk files, and run() for the rest)
     "runs": ["runner.run", "runner.batched"],
