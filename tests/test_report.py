@@ -156,7 +156,7 @@ def test_report_false_skips_the_page(tmp_path):
     assert "best: least_squares, nesterov" in out.stdout  # the winners are still printed
     single = run_module("runner", "max_iter=5", f"hydra.run.dir={tmp_path / 'one'}", cwd=tmp_path)
     assert single.returncode == 0 and (tmp_path / "one" / "report.html").is_file()
-    assert "report" not in single.stdout  # a run ends with its one line, which names the folder holding the page
+    assert "report:" not in single.stdout  # a run ends with its one line, which names the folder holding the page
     off = ["max_iter=5", f"hydra.run.dir={tmp_path / 'two'}", "hydra.callbacks.sweep_end.report=false"]
     single = run_module("runner", *off, cwd=tmp_path)
     assert single.returncode == 0 and not (tmp_path / "two" / "report.html").exists()
