@@ -238,8 +238,9 @@ def run_task(cfg) -> float:
         sys.exit(EXIT_FAILED)
     except KeyboardInterrupt as err:  # a second Ctrl-C, while the stopped run's files were written
         close(progress)
-        log.warning(f"interrupted: {err or 'the run was not written'}")
-        print(f"interrupted: {err or 'the run was not written'}", file=sys.stderr, flush=True)
+        what = str(err) or "the run was not written"  # a bare Ctrl-C says nothing; a write cut short names its file
+        log.warning(f"interrupted: {what}")
+        print(f"interrupted: {what}", file=sys.stderr, flush=True)
         sys.exit(EXIT_INTERRUPTED)
     close(progress)
     # The folder as the user gave it: relative to where they are, unless they named it in full.
