@@ -39,6 +39,7 @@ COLUMN_TYPES = {
     "f_star": pa.float64(),
     "f_gap": pa.float64(),
     "iterations": pa.int64(),
+    "trace_rows": pa.int64(),  # the rows of the run's trace: iterations + 1, fewer when sampled
     "wall_time_s": pa.float64(),
     "started_at": UTC_TIMESTAMP,
     "config": pa.string(),

@@ -88,6 +88,7 @@ def _run(cfg, output_dir: Path, progress, resume: bool) -> dict:
             tol=settings["tol"],
             grad_tol=settings["grad_tol"],
             record_x=settings["record_x"],
+            sampling=settings["sampling"],
             rng=run_rng(settings["seed"]),
             progress=progress,
         )

@@ -55,7 +55,7 @@ ROW_GROUP_ROWS = 1 << 20  # rows per row group of traces.parquet (pyarrow's defa
 # Numbers in summary.json that may be non-finite, written there as "inf" / "nan".
 _FLOAT_FIELDS = ("f", "f_star", "f_gap", "wall_time_s")
 _RUN_FIELDS = ("run_id", "config_hash", "config_id", "job", "status", "stop_reason", "message", "error", "traceback")
-_RESULT_FIELDS = ("f", "f_star", "f_gap", "iterations", "nfev", "ngev", "wall_time_s", "started_at")
+_RESULT_FIELDS = ("f", "f_star", "f_gap", "iterations", "nfev", "ngev", "wall_time_s", "trace_rows", "started_at")
 
 
 def run_record(summary: dict, job: str, columns: dict | None = None) -> dict:
