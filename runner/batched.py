@@ -11,7 +11,8 @@ dropped from the arrays.
 
 Jobs are grouped by what cannot become an array: the objective's config except ``x0``
 (other data, or synthetic data from another seed, is another objective), the optimizer's
-factory and its non-numeric keys (flags, ``batch_size``), and ``trace.x``. A group runs in
+factory and its non-numeric keys (flags, ``batch_size``), ``trace.x`` and the trace's sampling
+(``trace.every``, ``trace.schedule``, ``trace.points``). A group runs in
 chunks of at most ``chunk_size`` configs, fewer when their traces would pass
 ``max_chunk_bytes``, and each chunk's rows are written before the next chunk starts, as
 ``parts/<name>.runs.parquet`` (runs-table rows, :func:`runner.tables.run_record`) and
@@ -59,10 +60,10 @@ from runner.stopping import gradient_norm, stop_reason
 from runner.store import drop_runs, earlier_runs, finished_run, write_part
 from runner.tables import record_types, run_record, runs_table
 from runner.theory import run_rates
-from runner.trace import summary_record, traced_coordinates
+from runner.trace import EVERY_ITERATION, Sampling, summary_record, traced_coordinates
 
 CHUNK_SIZE = 1024
-# Trace memory of one chunk: configs x (max_iter + 1) rows x (coordinates + 6) float64 columns.
+# Trace memory of one chunk: configs x rows kept (max_iter + 1 by default) x (coordinates + 6) float64 columns.
 MAX_CHUNK_BYTES = 256 * 2**20
 
 
@@ -90,19 +91,27 @@ class Job:
 class BatchResult:
     """How each of B configs ended, and the rows of their traces.
 
-    Row k of config b is ``f[k, b]``, ``grad_norm[k, b]``, ``x[k, b]`` (coordinates
-    ``coords``) and ``time_s[k]``, for k up to ``iterations[b]``; later rows are not part
-    of its trace.
+    The rows the sampling keeps are shared: row s of config b is iterate ``kept[s]``,
+    ``f[s, b]``, ``grad_norm[s, b]``, ``x[s, b]`` (coordinates ``coords``) and ``time_s[s]``;
+    it is part of b's trace when ``kept[s] < iterations[b]`` and ``in_schedule[s, b]`` (None:
+    every config keeps every row). Each trace ends with its last row, iterate ``iterations[b]``:
+    ``f_last[b]``, ``grad_norm_last[b]``, ``x_last[b]``, ``time_last[b]`` (:meth:`trace`).
     """
 
     statuses: list[str]
     stop_reasons: list[str]
     messages: list[str]
     iterations: np.ndarray
+    kept: np.ndarray
     f: np.ndarray
     grad_norm: np.ndarray
     x: np.ndarray
     time_s: np.ndarray
+    in_schedule: np.ndarray | None
+    f_last: np.ndarray
+    grad_norm_last: np.ndarray
+    x_last: np.ndarray
+    time_last: np.ndarray
     coords: np.ndarray
     x_final: np.ndarray
     wall_time_s: np.ndarray
@@ -111,7 +120,24 @@ class BatchResult:
 
     @property
     def f_final(self) -> np.ndarray:
-        return self.f[self.iterations, np.arange(len(self.iterations))]
+        return self.f_last
+
+    def rows_of(self) -> np.ndarray:
+        """``(B, len(kept))``: which shared rows are part of each config's trace (its last row aside)."""
+        rows = self.kept[None, :] < self.iterations[:, None]
+        return rows if self.in_schedule is None else rows & self.in_schedule.T
+
+    def trace(self, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Config b's trace: ``(iteration, f, grad_norm, x)``, one row per kept iterate."""
+        if self.iterations[b] < 0:
+            return np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros((0, len(self.coords)))
+        s = np.flatnonzero(self.rows_of()[b])
+        return (
+            np.append(self.kept[s], self.iterations[b]),
+            np.append(self.f[s, b], self.f_last[b]),
+            np.append(self.grad_norm[s, b], self.grad_norm_last[b]),
+            np.concatenate([self.x[s, b], self.x_last[b][None]]),
+        )
 
 
 class BatchSamplers:
@@ -150,8 +176,13 @@ def minimize_batch(
     grad_tol=0.0,
     rngs: Sequence[np.random.Generator] | None = None,
     record_x: bool = True,
+    sampling: Sampling = EVERY_ITERATION,
 ) -> BatchResult:
     """:func:`runner.loop.minimize` for B configs at once, from ``x0`` of shape (B, n).
+
+    Each config's trace keeps the rows its lone run keeps with ``sampling`` (its schedule reads
+    its own ``max_iter``), and only those are held: the rows any config's schedule keeps, in
+    shared arrays, and each config's last row when it stops.
 
     ``optimizer`` holds the B configs' hyperparameters (arrays of shape (B,), or scalars
     they share); ``max_iter``, ``tol`` and ``grad_tol`` are per config (shape (B,)) or
@@ -171,11 +202,17 @@ def minimize_batch(
         samplers = BatchSamplers(objective.n_samples, optimizer.batch_size, rngs)
     coords = traced_coordinates(dim, record_x)
     all_coords = len(coords) == dim
-    capacity = max(1, min(int(max_iter.max()) + 1, 1024))
+    limits = [int(m) for m in np.unique(max_iter)]
+    capacity = max(1, min(max(sampling.rows(m) for m in limits), 1024))
     F = np.empty((capacity, n_configs))
     GN = np.empty((capacity, n_configs))
     X = np.empty((capacity, n_configs, len(coords)))
     T = np.empty(capacity)
+    K = np.empty(capacity, dtype=np.int64)
+    FL, GL, TL = np.full(n_configs, math.nan), np.full(n_configs, math.nan), np.full(n_configs, math.nan)
+    XL = np.full((n_configs, len(coords)), math.nan)
+    row, next_kept = 0, 0
+    current = None  # the latest iterate's (k, f, gnorm, x, time): the last row of a config Ctrl-C ends
 
     value_and_grad, minibatch, update = objective.value_and_grad, objective.minibatch_value_and_grad, optimizer.update
     active = np.ones(n_configs, dtype=bool)
@@ -198,11 +235,16 @@ def minimize_batch(
                         f"{np.shape(f)}, gradient {np.shape(g)}; expected {(n_configs,)}, {x.shape}"
                     )
                 gnorm = gradient_norm(objective, x, g)
-                if k == capacity:
-                    F, GN, X, T = (_grown(a) for a in (F, GN, X, T))
-                    capacity = len(T)
-                F[k], GN[k], T[k] = f, gnorm, perf_counter() - start
-                X[k] = x if all_coords else x[:, coords]
+                now = perf_counter() - start
+                if k == next_kept:
+                    if row == capacity:
+                        F, GN, X, T, K = (_grown(a) for a in (F, GN, X, T, K))
+                        capacity = len(T)
+                    F[row], GN[row], T[row], K[row] = f, gnorm, now, k
+                    X[row] = x if all_coords else x[:, coords]
+                    row += 1
+                    next_kept = min(sampling.next_kept(k + 1, m) for m in limits)
+                current = (k, f, gnorm, x, now)
                 rows = k + 1
 
                 # The rules of runner.stopping.stop_reason, as masks: every config that may stop here.
@@ -211,6 +253,7 @@ def minimize_batch(
                     maybe |= np.abs(f - f_prev) < tol
                 maybe &= active
                 if maybe.any():
+                    stopped = []
                     for b in np.flatnonzero(maybe):
                         stop = stop_reason(
                             k,
@@ -223,7 +266,9 @@ def minimize_batch(
                         )
                         if stop is not None:
                             statuses[b], reasons[b], messages[b] = stop
-                            active[b], last[b], wall[b] = False, k, T[k]
+                            active[b], last[b], wall[b] = False, k, now
+                            stopped.append(b)
+                    _last_rows((FL, GL, XL, TL), stopped, current, coords if not all_coords else None)
                     if not active.any():
                         break
 
@@ -239,25 +284,50 @@ def minimize_batch(
                 k += 1
     except KeyboardInterrupt:
         interrupted = True
-        for b in np.flatnonzero(active):
+        running = np.flatnonzero(active)
+        for b in running:
             statuses[b], reasons[b] = "interrupted", "interrupted"
             messages[b] = f"interrupted after iteration {rows - 1}"
             last[b], wall[b] = rows - 1, perf_counter() - start
+        if current is not None and current[0] == rows - 1:
+            _last_rows((FL, GL, XL, TL), running, current, coords if not all_coords else None)
+    in_schedule = None
+    if sampling.schedule != "all" and len(limits) > 1:  # each config keeps the rows of its own max_iter
+        in_schedule = np.empty((row, n_configs), dtype=bool)
+        for m in limits:
+            in_schedule[:, max_iter == m] = sampling.kept(K[:row], m)[:, None]
     return BatchResult(
         statuses=statuses,
         stop_reasons=reasons,
         messages=messages,
         iterations=last,
-        f=F[:rows],
-        grad_norm=GN[:rows],
-        x=X[:rows],
-        time_s=T[:rows],
+        kept=K[:row],
+        f=F[:row],
+        grad_norm=GN[:row],
+        x=X[:row],
+        time_s=T[:row],
+        in_schedule=in_schedule,
+        f_last=FL,
+        grad_norm_last=GL,
+        x_last=XL,
+        time_last=TL,
         coords=coords,
         x_final=x,
         wall_time_s=wall,
         minibatch=samplers is not None,
         interrupted=interrupted,
     )
+
+
+def _last_rows(arrays: tuple, configs, current: tuple, coords: np.ndarray | None) -> None:
+    """Write the ``current`` iterate's row of each of ``configs`` into the last-row ``arrays``."""
+    if len(configs) == 0:
+        return
+    FL, GL, XL, TL = arrays
+    _, f, gnorm, x, now = current
+    configs = np.asarray(configs)
+    FL[configs], GL[configs], TL[configs] = f[configs], gnorm[configs], now
+    XL[configs] = x[configs] if coords is None else x[configs][:, coords]
 
 
 def _grown(a: np.ndarray) -> np.ndarray:
@@ -274,7 +344,7 @@ def _numeric(value) -> bool:
     return is_number(value) or (isinstance(value, list) and bool(value) and all(map(is_number, value)))
 
 
-def group_key(cfg: dict, record_x: bool) -> str:
+def group_key(cfg: dict, record_x: bool, sampling: Sampling = EVERY_ITERATION) -> str:
     """What the jobs of one batch share: all but numeric optimizer hyperparameters, x0 and the
     top-level run settings (lr, max_iter, tol, grad_tol, seed)."""
     objective = dict(cfg["objective"])
@@ -284,7 +354,8 @@ def group_key(cfg: dict, record_x: bool) -> str:
         k: (["<number>", len(v) if isinstance(v, list) else 0] if _numeric(v) else v)
         for k, v in cfg["optimizer"].items()
     }
-    return json.dumps([objective, optimizer, record_x], sort_keys=True, default=str)
+    sampled = [sampling.every, sampling.schedule, sampling.points]
+    return json.dumps([objective, optimizer, record_x, sampled], sort_keys=True, default=str)
 
 
 @dataclass
@@ -327,7 +398,7 @@ def _plan(jobs: Sequence[Job], todo: Sequence[int]) -> tuple[list[_Group], list[
         try:
             settings = check_config(cfg)  # every check a lone run makes before any work
             objective = _cached_objective(objectives, cfg["objective"])
-            key = group_key(cfg, settings["record_x"])
+            key = group_key(cfg, settings["record_x"], settings["sampling"])
         except Exception:  # its lone run records the failure
             alone.append(i)
             continue
@@ -433,7 +504,26 @@ def _chunk_tables(
     f_final = result.f_final
     f_star = group.objective.f_star
     config_cols = [config_columns(job.config) for job in jobs]
-    rate_theory, rate_measured = run_rates(group.objective, optimizer, result.f, result.iterations)
+    rate_theory, rate_measured = run_rates(
+        group.objective, optimizer, result.f, result.iterations - 1, iterations=result.kept, present=result.in_schedule
+    )
+    # Trace rows, run-major: run b's shared rows (those its trace keeps), then its last row.
+    rows = len(result.kept)
+    kept = result.rows_of()
+    has_rows = result.iterations >= 0
+    counts = kept.sum(axis=1) + has_rows
+    ends = np.cumsum(counts)[has_rows] - 1  # where each run's last row goes
+    owner_of_shared, slot = np.nonzero(kept)
+    shared = np.ones(int(counts.sum()), dtype=bool)
+    shared[ends] = False
+    flat = slot * n + owner_of_shared  # row s of run b in the (rows, B) arrays, flattened
+
+    def column(values: np.ndarray, last: np.ndarray) -> np.ndarray:
+        out = np.empty(len(shared), dtype=values.dtype)
+        out[shared] = values
+        out[ends] = last[has_rows]
+        return out
+
     records = []
     for b, (job, (config_hash, config_id)) in enumerate(zip(jobs, ids, strict=False)):
         f = float(f_final[b])
@@ -458,25 +548,24 @@ def _chunk_tables(
             rate_theory=rate_theory[b],
             rate_measured=rate_measured[b],
         )
+        summary["trace_rows"] = int(counts[b])
         records.append(run_record(summary, job.name, config_cols[b]))
     # The jobs of a chunk share an objective and an optimizer factory, so their config's types.
     types = record_types(jobs[0].config)
     runs = runs_table(records, types, coerced=True)
 
-    # Trace rows, run-major: run b's rows are k = 0 .. iterations[b].
-    rows = len(result.time_s)
-    owner, iteration = np.nonzero(np.arange(rows)[None, :] <= result.iterations[:, None])
-    flat = iteration * n + owner  # row k of run b in the (rows, B) arrays, flattened
+    owner = np.repeat(np.arange(n), counts)
+    iteration = column(result.kept[slot], result.iterations)
     nfev = iteration + 1
     columns = {
         "iteration": iteration,
-        "f": result.f.reshape(-1)[flat],
-        "grad_norm": result.grad_norm.reshape(-1)[flat],
+        "f": column(result.f.reshape(-1)[flat], result.f_last),
+        "grad_norm": column(result.grad_norm.reshape(-1)[flat], result.grad_norm_last),
     }
     x = result.x.reshape(rows * n, -1)
     for j, i in enumerate(result.coords):
-        columns[f"x_{i}"] = x[flat, j]
-    columns["time_s"] = result.time_s[iteration]
+        columns[f"x_{i}"] = column(x[flat, j], result.x_last[:, j])
+    columns["time_s"] = column(result.time_s[slot], result.time_last)
     columns["nfev"] = nfev
     columns["ngev"] = iteration if result.minibatch else nfev
     arrays = {name: pa.array(values) for name, values in columns.items()}
@@ -522,7 +611,7 @@ def _repeat(values: pa.Array, owner: pa.Array) -> pa.Array:
 def _chunk_size(group: _Group, chunk_size: int, max_chunk_bytes: int) -> int:
     """Configs per chunk of ``group``: ``chunk_size`` at most, fewer when their traces would pass max_chunk_bytes."""
     width = len(traced_coordinates(group.objective.dim, group.settings[0]["record_x"])) + 6
-    longest = max(s["max_iter"] for s in group.settings) + 1
+    longest = max(s["sampling"].rows(s["max_iter"]) for s in group.settings)
     return max(1, min(chunk_size, max_chunk_bytes // (8 * width * longest)))
 
 
@@ -658,6 +747,7 @@ def run_jobs(
                     grad_tol=[s["grad_tol"] for s in settings],
                     rngs=[run_rng(s["seed"]) for s in settings] if optimizer.batch_size is not None else None,
                     record_x=settings0["record_x"],
+                    sampling=settings0["sampling"],
                 )
                 runs, traces = _chunk_tables(chunk_jobs, [ids[i] for i in indices], group, result, started, optimizer)
             except Exception:  # e.g. a crashing objective: each run alone records its own failure

@@ -39,6 +39,7 @@ COLUMN_TYPES = {
     "f_star": pa.float64(),
     "f_gap": pa.float64(),
     "iterations": pa.int64(),
+    "trace_rows": pa.int64(),  # the rows of the run's trace: iterations + 1, fewer when sampled
     "wall_time_s": pa.float64(),
     # the asymptotic rate of |x_k - x*| from theory (runner.theory.rate) and fitted on the trace
     # (runner.theory.measured_rate): null where there is no theory, or no fit

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from runner.columns import coerce, value_type
 from runner.errors import ConfigError
+from runner.trace import SCHEDULES, Sampling
 from runner.validate import check_node, check_structure, factory_of, fits_int64, keys_of
 
 
@@ -81,10 +82,11 @@ def check_config(cfg: dict) -> dict:
 
 
 def check_settings(cfg: dict) -> dict:
-    """The top-level run settings, validated: max_iter, tol, grad_tol, seed, trace.x."""
+    """The top-level run settings, validated: max_iter, tol, grad_tol, seed, trace.x, and trace.every,
+    trace.schedule and trace.points as ``sampling``, a :class:`runner.trace.Sampling`."""
 
-    def number(key, ok, allowed, integer=False):
-        value = cfg.get(key)
+    def number(key, ok, allowed, integer=False, value=None):
+        value = cfg.get(key) if value is None else value
         is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if is_number and isinstance(value, int) and not fits_int64(value):
             raise ConfigError(key, value, f"{allowed} (an integer must fit int64)")
@@ -92,15 +94,24 @@ def check_settings(cfg: dict) -> dict:
             raise ConfigError(key, value, allowed)
         return int(value) if integer else float(value)
 
-    record_x = (cfg.get("trace") or {}).get("x", True)
+    trace = cfg.get("trace") or {}
+    record_x = trace.get("x", True)
     if not isinstance(record_x, bool):
         raise ConfigError("trace.x", record_x, "true or false")
+    every = number("trace.every", lambda v: v >= 1, "an integer >= 1", integer=True, value=trace.get("every", 1))
+    schedule = trace.get("schedule", "all")
+    if schedule not in SCHEDULES:
+        raise ConfigError("trace.schedule", schedule, "one of " + ", ".join(SCHEDULES))
+    points = number("trace.points", lambda v: v >= 2, "an integer >= 2", integer=True, value=trace.get("points", 100))
+    if schedule == "log" and every != 1:
+        raise ConfigError("trace.every", every, "1 with trace.schedule=log (trace.points sets its rows)")
     return {
         "max_iter": number("max_iter", lambda v: v >= 0, "an integer >= 0", integer=True),
         "tol": number("tol", lambda v: v >= 0 and math.isfinite(v), "a number >= 0 (0 disables it)"),
         "grad_tol": number("grad_tol", lambda v: v >= 0 and math.isfinite(v), "a number >= 0 (0 disables it)"),
         "seed": number("seed", lambda v: 0 <= v < 2**63, "an integer >= 0", integer=True),
         "record_x": record_x,
+        "sampling": Sampling(every=every, schedule=schedule, points=points),
     }
 
 
@@ -161,6 +172,9 @@ SETTING_TYPES = {
     "grad_tol": pa.float64(),
     "seed": pa.int64(),
     "trace.x": pa.bool_(),
+    "trace.every": pa.int64(),
+    "trace.schedule": pa.string(),
+    "trace.points": pa.int64(),
 }
 
 

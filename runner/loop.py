@@ -24,7 +24,7 @@ import numpy as np
 from runner.errors import ConfigError
 from runner.optimizers import Optimizer
 from runner.stopping import PROGRESS_EVERY_S, Progress, stop_reason
-from runner.trace import RunResult, TraceRecorder, traced_coordinates
+from runner.trace import EVERY_ITERATION, RunResult, Sampling, TraceRecorder, traced_coordinates
 
 if TYPE_CHECKING:
     from objectives.base import Objective
@@ -81,10 +81,13 @@ def minimize(
     grad_tol: float = 0.0,
     rng: np.random.Generator | None = None,
     record_x: bool = True,
+    sampling: Sampling = EVERY_ITERATION,
     progress: Progress | None = None,
 ) -> RunResult:
     """Run ``optimizer`` on ``objective`` from ``objective.x0``; return the outcome and its trace.
 
+    The trace keeps the rows ``sampling`` keeps and the last one; the run itself (its updates,
+    rules and outcome) is the same whatever it keeps.
     ``rng`` draws the minibatches of a minibatch optimizer. ``progress(k, f)``
     is called about every half second. Ctrl-C ends the run with status
     ``interrupted`` and the rows recorded so far.
@@ -92,7 +95,7 @@ def minimize(
     sampler = minibatch_sampler(objective, optimizer, rng if rng is not None else np.random.default_rng())
     x = np.array(objective.x0, dtype=float)
     coords = traced_coordinates(objective.dim, record_x)
-    recorder = TraceRecorder(objective.dim, coords=coords, capacity=min(max_iter + 1, 1024))
+    recorder = TraceRecorder(objective.dim, coords=coords, capacity=min(sampling.rows(max_iter), 1024))
     value_and_grad = objective.value_and_grad
     minibatch = objective.minibatch_value_and_grad
     update = optimizer.update
@@ -101,12 +104,13 @@ def minimize(
     status, reason, message = None, None, ""
     nfev = ngev = k = 0
     f_prev = math.nan
-    x_last, rows = x, 0
+    x_last, rows, row = x, 0, 0  # rows written (the last one included); row: where iterate k goes
+    next_kept = 0
     isfinite = math.isfinite
     start = perf_counter()
     next_report = PROGRESS_EVERY_S
     # The recorder's columns, written in place: this loop is the hot path of every run.
-    F, GN, NF, NG, T, X = recorder.columns()
+    F, GN, NF, NG, T, X, K = recorder.columns()
     capacity, all_coords = len(F), len(coords) == objective.dim
     try:
         state = optimizer.init(x)
@@ -119,12 +123,16 @@ def minimize(
                     ngev += 1
                 projected = x - np.clip(x - g, lower, upper) if bounded else g  # as gradient_norm()
                 gnorm = math.sqrt(projected @ projected)
-                if k == capacity:
-                    F, GN, NF, NG, T, X = recorder.grow()
+                if row == capacity:
+                    F, GN, NF, NG, T, X, K = recorder.grow()
                     capacity = len(F)
-                F[k], GN[k], NF[k], NG[k], T[k] = f, gnorm, nfev, ngev, perf_counter() - start
-                X[k] = x if all_coords else x[coords]
-                rows, x_last = k + 1, x
+                now = perf_counter() - start
+                F[row], GN[row], NF[row], NG[row], T[row], K[row] = f, gnorm, nfev, ngev, now, k
+                X[row] = x if all_coords else x[coords]
+                rows, x_last = row + 1, x
+                if k == next_kept:  # else the next iterate overwrites this row, unless this is the last
+                    row += 1
+                    next_kept = sampling.next_kept(k + 1, max_iter)
 
                 # A cheap test, true whenever a rule may fire; stop_reason then decides.
                 if k >= max_iter or not (isfinite(f + gnorm) and gnorm > grad_tol and abs(f - f_prev) >= tol):
@@ -141,11 +149,12 @@ def minimize(
                     x = np.clip(x, lower, upper)
                 f_prev = f
                 k += 1
-                if progress is not None and T[k - 1] >= next_report:
+                if progress is not None and now >= next_report:
                     progress(k, f)
-                    next_report = T[k - 1] + PROGRESS_EVERY_S
+                    next_report = now + PROGRESS_EVERY_S
     except KeyboardInterrupt:
-        status, reason, message = "interrupted", "interrupted", f"interrupted after iteration {rows - 1}"
+        last = int(K[rows - 1]) if rows else -1
+        status, reason, message = "interrupted", "interrupted", f"interrupted after iteration {last}"
     recorder.size = rows
     trace = recorder.finish()
     return RunResult(

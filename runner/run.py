@@ -89,6 +89,7 @@ def _run(cfg, output_dir: Path, progress, resume: bool) -> dict:
             tol=settings["tol"],
             grad_tol=settings["grad_tol"],
             record_x=settings["record_x"],
+            sampling=settings["sampling"],
             rng=run_rng(settings["seed"]),
             progress=progress,
         )
@@ -98,7 +99,7 @@ def _run(cfg, output_dir: Path, progress, resume: bool) -> dict:
             {"run_id": identity["run_id"], "config_id": config_id, "f_star": objective.f_star, **config_columns(cfg)},
             config_types(cfg),
         )
-        rate_theory, rate_measured = run_rates(objective, optimizer, result.trace.f)
+        rate_theory, rate_measured = run_rates(objective, optimizer, result.trace.f, iterations=result.trace.iteration)
         summary = summary_record(
             **identity,
             status=result.status,

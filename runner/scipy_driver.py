@@ -38,7 +38,7 @@ import numpy as np
 
 from runner.errors import ConfigError
 from runner.stopping import PROGRESS_EVERY_S, Progress, Stop, gradient_norm
-from runner.trace import RunResult, TraceRecorder, traced_coordinates
+from runner.trace import EVERY_ITERATION, RunResult, Sampling, TraceRecorder, traced_coordinates
 
 if TYPE_CHECKING:
     from objectives.base import Objective
@@ -207,6 +207,7 @@ def minimize_scipy(
     tol: float = 0.0,
     grad_tol: float = 0.0,
     record_x: bool = True,
+    sampling: Sampling = EVERY_ITERATION,
     progress: Progress | None = None,
     rng=None,
 ) -> RunResult:
@@ -219,7 +220,8 @@ def minimize_scipy(
     scipy's callback reports, and scipy's final x when no callback reported it. Most
     methods report once per iteration; COBYLA and COBYQA at each evaluation after
     their initial ones, and Nelder-Mead's ``nit`` counts its initial simplex too, so
-    there the trace's rows and the count differ.
+    there the trace's rows and the count differ. ``sampling`` keeps some of these rows (by row
+    number, the ``iteration`` column) and always the last; scipy's run is the same whatever it keeps.
     """
     from scipy import optimize  # here, not at the top: it alone costs every process about 0.4 s to import
 
@@ -245,7 +247,9 @@ def minimize_scipy(
             )
         options["gtol"] = grad_tol
     evaluations = _Evaluations(objective, method in USES_GRADIENT)
-    recorder = TraceRecorder(objective.dim, coords=traced_coordinates(objective.dim, record_x))
+    recorder = TraceRecorder(
+        objective.dim, coords=traced_coordinates(objective.dim, record_x), sampling=sampling, max_iter=max_iter
+    )
     start = perf_counter()
     x0 = np.array(objective.x0, dtype=float)
     last = {"x": x0, "f": math.nan, "gnorm": math.nan}
@@ -259,7 +263,7 @@ def minimize_scipy(
         recorder.append(f, gnorm, x, evaluations.nfev, evaluations.ngev, now)
         last.update(x=np.array(x, dtype=float), f=f, gnorm=gnorm)
         if progress is not None and now >= next_report[0]:
-            progress(recorder.size - 1, f)
+            progress(recorder.count - 1, f)
             next_report[0] = now + PROGRESS_EVERY_S
 
     def callback(intermediate_result):
@@ -290,7 +294,7 @@ def minimize_scipy(
         except optimize.OptimizeWarning as warning:
             raise ConfigError("optimizer.options", solver.options, f"options of {method} ({warning})") from None
         except KeyboardInterrupt:
-            stop = Stop("interrupted", "interrupted", f"interrupted after iteration {recorder.size - 1}")
+            stop = Stop("interrupted", "interrupted", f"interrupted after iteration {recorder.count - 1}")
         else:
             nit = result.get("nit")
             details.update(

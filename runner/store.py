@@ -242,7 +242,7 @@ def trace_table(result: RunResult, run_columns: dict, types: dict | None = None)
     trace = result.trace
     n = len(trace.f)
     columns = {
-        "iteration": pa.array(np.arange(n, dtype=np.int64)),
+        "iteration": pa.array(trace.iteration),
         "f": pa.array(trace.f),
         "grad_norm": pa.array(trace.grad_norm),
     }
@@ -345,7 +345,7 @@ def finished_run(output_dir: Path, config_hash: str) -> tuple[dict | None, tuple
         return None, (path, f"is not a run's summary ({what})")
     if summary.get("config_hash") != config_hash or summary.get("status") not in FINAL_STATUSES:
         return None, None
-    # A trace holds iterations + 1 rows, but for some scipy methods: the summary says how many it wrote.
+    # A trace holds iterations + 1 rows, but for some scipy methods and sampled traces: the summary says how many.
     iterations = summary.get("iterations")
     rows = summary.get("trace_rows", iterations + 1 if _is_int(iterations) else None)
     if not _is_int(rows) or rows < 1:
@@ -570,12 +570,12 @@ def _traces_of(runs_path: Path) -> Path:
 
 
 def repair_parts(sweep_dir: Path, report: Callable[[Path, str], None] | None = None) -> None:
-    """Make every chunk a pair of readable files whose traces hold ``iterations + 1`` rows of each of
+    """Make every chunk a pair of readable files whose traces hold the ``trace_rows`` of each of
     its runs and no other rows; what cannot be made so is taken out (its jobs then run again).
 
     * a traces file without its runs file (a launch killed between the two): removed;
     * a runs or traces file that is missing or does not read (its footer): the chunk is removed;
-    * a traces file whose row count (its footer) is not the runs' ``iterations + 1`` summed (a
+    * a traces file whose row count (its footer) is not the runs' ``trace_rows`` summed (a
       launch killed while :func:`drop_runs` rewrote the chunk): each run keeps its rows if all of
       them are there, else it is taken out with its rows, the traces file written first.
 
@@ -594,6 +594,7 @@ def repair_parts(sweep_dir: Path, report: Callable[[Path, str], None] | None = N
         traces_path = _traces_of(runs_path)
         try:
             runs = read_table(runs_path, columns=["run_id", "iterations"])
+            runs = runs.append_column("rows", trace_rows(runs_path, runs))
         except (OSError, pa.ArrowException) as err:
             runs, problem, bad = None, f"is not readable ({_first_line(err)})", runs_path
         else:
@@ -603,22 +604,32 @@ def repair_parts(sweep_dir: Path, report: Callable[[Path, str], None] | None = N
             runs_path.unlink(missing_ok=True)  # the runs first: traces without runs are removed next time
             traces_path.unlink(missing_ok=True)
             continue
-        expected = pc.sum(runs["iterations"]).as_py() or 0
-        if parquet_rows(traces_path) == expected + runs.num_rows:
+        expected = pc.sum(runs["rows"]).as_py() or 0
+        if parquet_rows(traces_path) == expected:
             continue
-        report(traces_path, f"has {parquet_rows(traces_path)} rows, expected {expected + runs.num_rows}")
+        report(traces_path, f"has {parquet_rows(traces_path)} rows, expected {expected}")
         _keep_whole_runs(runs_path, traces_path)
 
 
+def trace_rows(runs_path: Path, runs: pa.Table) -> pa.Array:
+    """The trace rows each run of a chunk has: its ``trace_rows``, or ``iterations + 1`` in a chunk
+    written before sampling (no such column)."""
+    import pyarrow.compute as pc
+
+    if "trace_rows" in read_schema(runs_path).names:
+        return read_table(runs_path, columns=["trace_rows"])["trace_rows"].combine_chunks()
+    return pc.add(runs["iterations"], 1).combine_chunks()
+
+
 def _keep_whole_runs(runs_path: Path, traces_path: Path) -> None:
-    """A chunk's runs whose trace rows are all there (``iterations + 1``), and only their rows."""
+    """A chunk's runs whose trace rows are all there (``trace_rows``), and only their rows."""
     import pyarrow.compute as pc
 
     runs, traces = read_table(runs_path), read_table(traces_path)
     values, counts = pc.value_counts(traces["run_id"]).flatten()
     counts = dict(zip(values.to_pylist(), counts.to_pylist(), strict=True))
-    run_ids, iterations = runs["run_id"].to_pylist(), runs["iterations"].to_pylist()
-    keep = [counts.get(r) == n + 1 for r, n in zip(run_ids, iterations, strict=True)]
+    run_ids, rows = runs["run_id"].to_pylist(), trace_rows(runs_path, runs).to_pylist()
+    keep = [counts.get(r) == n for r, n in zip(run_ids, rows, strict=True)]
     runs = runs.filter(pa.array(keep, pa.bool_()))
     kept = pc.is_in(traces["run_id"], value_set=runs["run_id"].combine_chunks())
     write_table(traces_path, traces.filter(kept), store_schema=False)

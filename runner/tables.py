@@ -56,7 +56,7 @@ ROW_GROUP_ROWS = 1 << 20  # rows per row group of traces.parquet (pyarrow's defa
 _FLOAT_FIELDS = ("f", "f_star", "f_gap", "wall_time_s", "rate_theory", "rate_measured")
 _RUN_FIELDS = ("run_id", "config_hash", "config_id", "job", "status", "stop_reason", "message", "error", "traceback")
 _RESULT_FIELDS = (
-    *("f", "f_star", "f_gap", "iterations", "nfev", "ngev", "wall_time_s", "started_at"),
+    *("f", "f_star", "f_gap", "iterations", "nfev", "ngev", "wall_time_s", "trace_rows", "started_at"),
     *("rate_theory", "rate_measured"),  # runner.theory.run_rates: null in tables of runs before them
 )
 

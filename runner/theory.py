@@ -198,18 +198,20 @@ def iterations_to_tol(objective, optimizer, tol: float, *, x0=None, **hyperparam
     return iterations_for(rho, start_gap, tol)
 
 
-def measured_rate(f, f_star, last=None) -> float | np.ndarray | None:
+def measured_rate(f, f_star, last=None, *, iterations=None, present=None) -> float | np.ndarray | None:
     """The rate of ‖x_k − x*‖ fitted on the tail of a trace: sqrt of the per-iteration ratio of f − f*.
 
-    The rule, for each run (``f`` of shape (K,), or (K, B) for B runs, row k the iterate after k
-    updates; ``last[b]`` the last row of run b, default K − 1):
+    The rule, for each run (``f`` of shape (K,), or (K, B) for B runs; row j is the iterate after
+    ``iterations[j]`` updates, default j, so a sampled trace (``trace.every``, ``trace.schedule``)
+    is fitted at its true iteration numbers; ``present[j, b]`` False leaves row j out of run b's
+    trace; ``last[b]`` is run b's last iteration, default every row):
 
     * the gap g_k = f_k − f*; the floor is 1e3 eps |f*| + (1e3 eps)^2 (f_0 − f*): below it
       f − f* is the rounding of f near a nonzero f*, or of x near x* (for ‖x*‖ up to about
       ‖x0 − x*‖), not the iterate's distance;
-    * the usable rows run from row 0 up to the last row k_end before the gap first falls to the
-      floor or stops being finite (a diverged run: before it overflowed);
-    * the tail is the later half of these, rows ceil(k_end / 2) .. k_end, where the faster
+    * the usable rows run from row 0 up to the last row, iteration k_end, before the gap first
+      falls to the floor or stops being finite (a diverged run: before it overflowed);
+    * the tail is the later half of these, iterations ceil(k_end / 2) .. k_end, where the faster
       eigendirections have died out; it needs at least 4 rows;
     * a least-squares line through (k, log g_k) over the tail has slope s: f − f* shrinks by e^s
       an iteration, and ‖x_k − x*‖ by ρ = e^(s/2) (f − f* is quadratic in x − x*).
@@ -223,24 +225,25 @@ def measured_rate(f, f_star, last=None) -> float | np.ndarray | None:
     rows, runs = f2.shape
     if f_star is None or rows == 0 or not math.isfinite(float(f_star)):
         return None if single else np.full(runs, np.nan)
-    last = np.full(runs, rows - 1) if last is None else np.minimum(np.asarray(last, np.int64).reshape(runs), rows - 1)
-    columns = np.arange(runs)
+    k = (np.arange(rows, dtype=float) if iterations is None else np.asarray(iterations, float))[:, None]
+    considered = k <= (np.inf if last is None else np.asarray(last, float).reshape(runs))
+    if present is not None:
+        considered = considered & np.asarray(present, bool).reshape(rows, runs)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         gap = f2 - float(f_star)
         floor = FLOOR_MARGIN * EPS * abs(float(f_star)) + (FLOOR_MARGIN * EPS) ** 2 * np.abs(gap[0])
-        k = np.arange(rows, dtype=float)[:, None]
-        usable = (gap > floor) & np.isfinite(gap) & (k <= last)
-        # k_end: the row before the first unusable one (the last row when all are usable)
-        k_end = np.where(usable[-1] & usable.all(axis=0), rows, np.argmin(usable, axis=0)) - 1
-        lo = (k_end + 1) // 2  # ceil(k_end / 2)
-        n = k_end - lo + 1
-        # Sums over each run's tail rows lo..k_end from running sums down the rows: a few passes over
-        # the whole array, whatever the tails, and no loop over the runs of a batch.
-        y = np.log(np.where(usable, gap, 1.0))
-        sum_y = _tail_sum(np.cumsum(y, axis=0), lo, k_end, columns)
-        sum_ky = _tail_sum(np.cumsum(y * k, axis=0), lo, k_end, columns)
-        # The tail's k are consecutive integers: their mean is (lo + k_end)/2, their centred square sum n(n^2 - 1)/12.
-        slope = (sum_ky - (lo + k_end) / 2.0 * sum_y) / (n * (n * n - 1.0) / 12.0)
+        ends = considered & ~((gap > floor) & np.isfinite(gap))  # the rows that end the usable range
+        first_end = np.where(ends.any(axis=0), np.argmax(ends, axis=0), rows)
+        usable = considered & (np.arange(rows)[:, None] < first_end)
+        k_end = np.max(np.where(usable, k, -1.0), axis=0)
+        tail = usable & (k >= np.ceil(k_end / 2))
+        # One pass of sums over the rows for all B runs at once, whatever their tails: the slope of
+        # the least-squares line through each run's tail, about its mean iteration (no cancellation).
+        n = tail.sum(axis=0)
+        k_mean = np.where(tail, k, 0.0).sum(axis=0) / n
+        centred = np.where(tail, k - k_mean, 0.0)
+        y = np.log(np.where(tail, gap, 1.0))
+        slope = (centred * y).sum(axis=0) / (centred * centred).sum(axis=0)
         rho = np.exp(slope / 2.0)
     rho = np.where(n >= MIN_TAIL_ROWS, rho, np.nan)
     if single:
@@ -249,19 +252,13 @@ def measured_rate(f, f_star, last=None) -> float | np.ndarray | None:
     return rho
 
 
-def _tail_sum(running: np.ndarray, lo: np.ndarray, hi: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """The sum of rows lo..hi of each column, from its running sums down the rows."""
-    upto_hi = running[np.maximum(hi, 0), columns]
-    before_lo = np.where(lo > 0, running[np.maximum(lo - 1, 0), columns], 0.0)
-    return np.where(hi >= 0, upto_hi - before_lo, 0.0)
-
-
-def run_rates(objective, optimizer, f, last=None) -> tuple:
+def run_rates(objective, optimizer, f, last=None, *, iterations=None, present=None) -> tuple:
     """A run's (or B runs') ``rate_theory`` and ``rate_measured`` columns: :func:`rate` of the built
-    ``optimizer`` (its hyperparameters, arrays for a batch) and :func:`measured_rate` of its trace ``f``,
-    None where there is none or it is not finite (lr = 1e300) (a list of B values for a batch)."""
+    ``optimizer`` (its hyperparameters, arrays for a batch) and :func:`measured_rate` of its trace ``f``
+    (``last``, ``iterations``, ``present`` as there), None where there is none or it is not finite
+    (lr = 1e300) (a list of B values for a batch)."""
     theory = rate(objective, optimizer)
-    measured = measured_rate(f, getattr(objective, "f_star", None), last)
+    measured = measured_rate(f, getattr(objective, "f_star", None), last, iterations=iterations, present=present)
     if np.ndim(f) == 1:
         return (theory if theory is not None and math.isfinite(theory) else None), measured
     runs = np.shape(f)[1]

@@ -38,7 +38,7 @@ from runner.errors import ConfigError
 
 # The keys of conf/config.yaml (conf/experiment and conf/hparams_search only set them).
 TOP_LEVEL_KEYS = ("objective", "optimizer", "lr", "max_iter", "tol", "grad_tol", "seed", "trace")
-TRACE_KEYS = ("x",)
+TRACE_KEYS = ("x", "every", "schedule", "points")
 INT64_MAX = 2**63 - 1
 
 

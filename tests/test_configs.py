@@ -129,7 +129,16 @@ BAD_VALUES = [
         "max_iter, tol, grad_tol, seed, trace)",
     ),
     ({"foo": 1}, "foo=1: expected a known key (keys: objective, optimizer, lr, max_iter, tol, grad_tol, seed, trace)"),
-    ({"trace.y": True}, "trace.y=True: expected a known key (keys: x)"),
+    ({"trace.y": True}, "trace.y=True: expected a known key (keys: x, every, schedule, points)"),
+    ({"trace.every": 0}, "trace.every=0: expected an integer >= 1"),
+    ({"trace.every": 2.5}, "trace.every=2.5: expected an integer >= 1"),
+    ({"trace.schedule": "cubic"}, "trace.schedule=cubic: expected one of all, log"),
+    ({"trace.points": 1}, "trace.points=1: expected an integer >= 2"),
+    ({"trace.points": "many"}, "trace.points=many: expected an integer >= 2"),
+    (
+        {"trace.schedule": "log", "trace.every": 10},
+        "trace.every=10: expected 1 with trace.schedule=log (trace.points sets its rows)",
+    ),
     (
         {"optimizer.momentun": 0.5},
         "optimizer.momentun=0.5: expected a key momentum takes: lr, momentum, dampening, "

@@ -259,6 +259,23 @@ def test_measured_rate_fits_the_tail_above_the_floor():
     np.testing.assert_allclose(together, alone, rtol=1e-12)
 
 
+def test_measured_rate_of_a_sampled_trace_uses_the_true_iterations():
+    """A trace that keeps every 7th row, or log-spaced rows (trace.every, trace.schedule=log), is
+    fitted at its iteration numbers: the same rate as the full trace, not 7 times faster."""
+    from runner.trace import Sampling
+
+    k = np.arange(301)
+    early = 3.0 * 0.8 ** (2 * k) + 2.0 * 0.3 ** (2 * k)
+    for sampling in (Sampling(every=7), Sampling(schedule="log", points=40)):
+        rows = np.flatnonzero(sampling.kept(k, 300))
+        sampled = theory.measured_rate(early[rows], 0.0, iterations=k[rows])
+        assert sampled == pytest.approx(0.8, rel=1e-6)
+    # rows a run does not keep (present False) are left out, as if never written
+    present = (k % 2 == 0)[:, None] | np.array([[False, True]])
+    both = theory.measured_rate(np.stack([early, early], axis=1), 0.0, present=present)
+    np.testing.assert_allclose(both, 0.8, rtol=1e-6)
+
+
 # ----------------------------------------------------------------------------- the preset, measured
 
 
