@@ -755,8 +755,6 @@ def run_jobs(
                 chunk += 1
                 continue
             chunk += 1
-            if progress is not None:
-                progress(list(result.statuses), int(result.iterations.sum()), chunk, chunks, budget)
             pending_runs.append(runs)
             pending_traces.append(traces)
             pending += len(indices)
@@ -774,6 +772,8 @@ def run_jobs(
                 raise KeyboardInterrupt
             if pending >= size:
                 flush()
+            if progress is not None:  # computed, and written unless it waits for the next chunk to fill a file
+                progress(list(result.statuses), int(result.iterations.sum()), chunk, chunks, budget)
     flush()
     for i in sorted(alone):
         outcomes[i] = fallback(i, jobs[i])

@@ -278,6 +278,7 @@ def test_a_failing_chunk_write_is_one_line_and_keeps_the_chunks_before_it(tmp_pa
     """
     sweep = tmp_path / "s"
     args = ["-m", "hydra/launcher=batched", "hydra.launcher.chunk_size=1", "lr=0.01,0.02,0.03", "max_iter=20"]
+    args.append("hydra.callbacks.progress.show=false")  # stderr: the error alone, without a line per chunk
     done = cli_with(patch, *args, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert done.returncode == 1
     line = one_line(done.stderr)
