@@ -51,7 +51,8 @@ def display(show: str, stream=None) -> str | None:
     tqdm bar (tqdm reads it as a bool, so ``TQDM_DISABLE=0`` disables too).
     """
     stream = sys.stderr if stream is None else stream
-    if check_show(show) == "false" or os.environ.get("TQDM_DISABLE"):
+    show = check_show(show)
+    if show == "false" or os.environ.get("TQDM_DISABLE"):
         return None
     if show == "true":
         return "bar"

@@ -75,6 +75,7 @@ class Stream(io.StringIO):
         ("auto", False, "lines"),
         ("true", False, "bar"),
         ("false", True, None),
+        (True, False, "bar"),  # hydra.callbacks.progress.show=true on the command line is a YAML bool
         (False, True, None),
     ],
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -218,16 +219,20 @@ def test_sigterm_saves_the_trace_as_interrupted(tmp_path):
             "max_iter=100000000",
             "tol=0",
             f"hydra.run.dir={out}",
+            "hydra.callbacks.progress.show=true",  # the bar, drawn once the loop has run ~2 s, says it is running
         ],
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    deadline = time.time() + 60
-    while not (out / "runner.log").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.0)
+    # Signal the run only once it is in its loop: on a loaded machine start-up alone can take seconds,
+    # and a SIGTERM before the loop leaves no run to save.
+    shown, deadline = b"", time.time() + 120
+    while b"iteration" not in shown and time.time() < deadline:
+        if select.select([proc.stderr], [], [], 0.5)[0]:
+            shown += os.read(proc.stderr.fileno(), 4096)
+    assert b"iteration" in shown, shown.decode(errors="replace")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 130
     summary = json.loads((out / "summary.json").read_text())
