@@ -202,8 +202,9 @@ def test_every_option_key_has_a_declared_type_its_default_has(option):
 
 def test_the_settings_types_are_those_of_conf_config_yaml():
     cfg = _yaml(Path(config_dir()) / "config.yaml")
-    flat = {**{k: v for k, v in cfg.items() if not isinstance(v, dict)}, "trace.x": cfg["trace"]["x"]}
-    python = {pa.float64(): float, pa.int64(): int, pa.bool_(): bool}
+    flat = {**{k: v for k, v in cfg.items() if not isinstance(v, dict)}}
+    flat.update({f"trace.{k}": v for k, v in cfg["trace"].items()})
+    python = {pa.float64(): float, pa.int64(): int, pa.bool_(): bool, pa.string(): str}
     for key, type_ in SETTING_TYPES.items():
         assert type(flat[key]) is python[type_], key
 
