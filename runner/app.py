@@ -250,7 +250,8 @@ def compose_primary_once() -> None:
             key, cfg = kept
             same, extra = list(overrides[: len(key[1])]), list(overrides[len(key[1]) :])
             if key == (config_name, same, from_shell) and extra in ([], ["hydra.mode=MULTIRUN"]):
-                parsed = OverridesParser.create().parse_overrides([*cfg.hydra.overrides.hydra, *extra])
+                lines = OmegaConf.to_container(cfg.hydra.overrides.hydra, resolve=False)  # as written, ${...} kept
+                parsed = OverridesParser.create().parse_overrides([*lines, *extra])
                 # Only a swept Hydra override is refused in a multirun; every other one is in cfg as composed.
                 self.validate_sweep_overrides_legal(parsed, run_mode, from_shell)
                 if extra:

@@ -31,8 +31,13 @@ def _as_hydra_does(loader, overrides: list[str]):
 
 @pytest.mark.parametrize(
     "overrides",
-    [SWEEP, ["+experiment=lr_momentum_grid", "hydra.sweep.dir=/tmp/x"], ["hydra.mode=RUN", *SWEEP]],
-    ids=["no-mode", "mode-in-config", "mode-run"],
+    [
+        SWEEP,
+        ["+experiment=lr_momentum_grid", "hydra.sweep.dir=/tmp/x"],
+        ["hydra.mode=RUN", *SWEEP],
+        [*SWEEP, "hydra.sweep.subdir=d/${hydra.job.num}"],  # an override line that holds an interpolation
+    ],
+    ids=["no-mode", "mode-in-config", "mode-run", "interpolation"],
 )
 def test_the_multirun_takes_the_mode_composition_and_equals_hydras_own(overrides, monkeypatch):
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
