@@ -19,7 +19,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from runner.errors import ConfigError
 
@@ -97,6 +96,8 @@ def _read_npz(file: Path, shown: str, target: str):
 
 
 def _read_table(file: Path, shown: str, target: str, suffix: str):
+    import pandas as pd  # here, not at the top: every sweep imports the objectives, few read a table (0.3 s)
+
     try:
         frame = pd.read_csv(file) if suffix == ".csv" else pd.read_parquet(file)
     except Exception as err:  # pandas/pyarrow raise a zoo of types (ParserError, ArrowInvalid, ...)

@@ -586,7 +586,7 @@ def _chunk_tables(
 def _repeat(values: pa.Array, owner: pa.Array) -> pa.Array:
     """``values.take(owner)``: each run's constants over its trace rows (``owner[i]`` is row i's run).
 
-    Dictionary-encoded, ``owner`` indexing ``values``: the repeated column is never built.
+    Dictionary-encoded, the runs' distinct values indexed through ``owner``: the repeated column is never built.
     Parquet stores such a column dictionary-encoded, and the file is written without its
     Arrow schema (:func:`runner.store.write_part`), so it reads back in the plain type (string, double,
     int64, bool), as a job's trace.parquet does. Every chunk encodes a column alike, so that
@@ -597,12 +597,12 @@ def _repeat(values: pa.Array, owner: pa.Array) -> pa.Array:
         return pa.nulls(len(owner), values.type) if values.null_count == len(values) else values.take(owner)
     if values.null_count == len(values):  # objective.data: null in every run
         return pa.DictionaryArray.from_arrays(pa.nulls(len(owner), pa.int32()), values.drop_null())
-    if values.null_count:  # parquet writes no null in a dictionary: drop them from it, mask their rows
-        valid = values.is_valid().to_numpy(zero_copy_only=False)
-        rows = owner.to_numpy()
-        owner = pa.array((np.cumsum(valid, dtype=np.int32) - 1)[rows], mask=~valid[rows])
-        values = values.drop_null()
-    return pa.DictionaryArray.from_arrays(owner, values)
+    # Each distinct value once, nulls as null indices (parquet writes no null in a dictionary): a dictionary that
+    # repeats a value (every run's status "converged") is written plain, its column 20 times larger and slower.
+    encoded = values.dictionary_encode()
+    if len(encoded.dictionary) == len(values):  # distinct already (run_id, job): owner indexes them as they are
+        return pa.DictionaryArray.from_arrays(owner, values)
+    return pa.DictionaryArray.from_arrays(encoded.indices.take(owner), encoded.dictionary)
 
 
 # ----------------------------------------------------------------------------- the sweep

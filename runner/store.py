@@ -20,7 +20,6 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager, suppress
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -194,8 +193,15 @@ def _safe_dirname(dirname: str, kv_sep: str) -> bool:
 
 
 def read_table(path: Path, columns: list[str] | None = None, *, read_dictionary: list[str] | None = None) -> pa.Table:
-    """A parquet file of the runner's (a trace, a chunk, a sweep table) as a table."""
-    return pq.read_table(path, columns=columns, read_dictionary=read_dictionary)
+    """A parquet file of the runner's (a trace, a chunk, a sweep table) as a table.
+
+    A column that is not in the file raises ``pyarrow.ArrowInvalid``, as ``pq.read_table`` does.
+    """
+    # pq.ParquetFile, not pq.read_table: read_table imports pyarrow.dataset, which imports pandas (0.3 s of a sweep).
+    with pq.ParquetFile(path, read_dictionary=read_dictionary) as file:
+        if columns is not None and (missing := [c for c in columns if c not in file.schema_arrow.names]):
+            raise pa.ArrowInvalid(f"No match for FieldRef.Name({missing[0]}) in {path}")
+        return file.read(columns=columns)
 
 
 def read_schema(path: Path) -> pa.Schema:
@@ -299,6 +305,8 @@ def read_hydra_record(folder: Path) -> dict | None:
 
 
 def package_versions() -> dict:
+    from importlib import metadata  # here, not at the top: a batched sweep never asks (20-30 ms to import)
+
     versions = {"python": sys.version.split()[0]}
     for name in VERSIONED_PACKAGES:
         try:
@@ -582,10 +590,12 @@ def repair_parts(sweep_dir: Path, report: Callable[[Path, str], None] | None = N
     Every step is a whole-file rename or removal that leaves the chunk in one of these states,
     so a crash at any point is repaired by the next call.
     """
-    import pyarrow.compute as pc  # here, not at the top: a single run never needs it (70 ms to import)
-
     report = report or (lambda path, what: None)
     runs_files = chunk_files(sweep_dir, RUNS_FILE)
+    if not runs_files and not chunk_files(sweep_dir, TRACES_FILE):
+        return  # a new sweep: nothing to check, and pyarrow.compute stays unimported
+    import pyarrow.compute as pc  # here, not at the top: a single run never needs it (70 ms to import)
+
     for traces_path in chunk_files(sweep_dir, TRACES_FILE):
         if traces_path.with_name(traces_path.name[: -len(TRACES_FILE)] + RUNS_FILE) not in runs_files:
             report(traces_path, "holds no runs (its runs file is missing)")
