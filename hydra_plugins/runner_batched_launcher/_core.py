@@ -103,6 +103,7 @@ def _launch_batched(
     sweep_dir: Path,
     start: float,
 ) -> list[JobReturn]:
+    from hydra_plugins.runner_batched_launcher import _engines as engines
     from runner.batched import Job
     from runner.config import config_ids
     from runner.interrupt import EXIT_FAILED, EXIT_INTERRUPTED, sigterm_as_interrupt
@@ -126,6 +127,7 @@ def _launch_batched(
                 max_chunk_bytes=launcher.max_chunk_bytes,
                 fallback=alone,
                 part_prefix=f"jobs{initial_job_idx:06d}",
+                engine=engines.engine(launcher),
             )
     except KeyboardInterrupt as err:  # a second Ctrl-C while a chunk was written names the chunk (WriteInterrupted)
         what = f"{err}; " if str(err) else ""
