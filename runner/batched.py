@@ -793,7 +793,7 @@ def record_failed(sweep_dir: Path, chunk: Chunk, error: BaseException) -> dict[i
     text = str(error).strip()
     reason = type(error).__name__ + (f": {text.splitlines()[0]}" if text else "")
     message = f"chunk {chunk.name} did not run to its end ({reason})"
-    outcomes = {}
+    outcomes, versions = {}, package_versions()
     for piece in chunk.pieces:
         for i, job, (config_hash, config_id) in zip(piece.indices, piece.jobs, piece.ids, strict=True):
             summary = summary_record(
@@ -809,7 +809,7 @@ def record_failed(sweep_dir: Path, chunk: Chunk, error: BaseException) -> dict[i
             )
             folder = sweep_dir / job.name
             summary.update(
-                started_at=utc_iso(time.time()), config=job.config, versions=package_versions(), output_dir=str(folder)
+                started_at=utc_iso(time.time()), config=job.config, versions=versions, output_dir=str(folder)
             )
             folder.mkdir(parents=True, exist_ok=True)
             write_summary(folder / SUMMARY_FILE, summary)

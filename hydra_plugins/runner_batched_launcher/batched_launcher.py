@@ -53,11 +53,10 @@ class BatchedLauncher(Launcher):
         from hydra_plugins.runner_batched_launcher.config import RayConf, SubmititConf
 
         self.engine, self.n_jobs = engine, n_jobs
-        # Plain containers: what ray.init and submitit take.
-        self.ray = OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(RayConf), ray or {}), resolve=True)
-        self.submitit = OmegaConf.to_container(
-            OmegaConf.merge(OmegaConf.structured(SubmititConf), submitit or {}), resolve=True
-        )
+        # Plain containers, what ray.init and submitit take: the given options (resolved where Hydra's config
+        # has them: the submitit folder is in the sweep's) over the defaults.
+        self.ray = _options(RayConf, ray)
+        self.submitit = _options(SubmititConf, submitit)
         engines.check(self)  # before any work: an unknown engine, its library missing, a bad option
         if compose not in ("fast", "exact"):
             raise ValueError(f"hydra.launcher.compose={compose}: expected fast or exact")
@@ -87,3 +86,9 @@ class BatchedLauncher(Launcher):
         from hydra_plugins.runner_batched_launcher import _core
 
         return _core.launch(self, job_overrides, initial_job_idx)
+
+
+def _options(defaults: type, given: Any) -> dict:
+    if isinstance(given, DictConfig):
+        given = OmegaConf.to_container(given, resolve=True)
+    return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(defaults), given or {}))
