@@ -670,10 +670,6 @@ class Chunk:
     name: str
     pieces: list[Piece]
 
-    @property
-    def indices(self) -> list[int]:
-        return [i for piece in self.pieces for i in piece.indices]
-
 
 @dataclass(frozen=True)
 class ChunkDone:
