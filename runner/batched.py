@@ -42,7 +42,7 @@ import math
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
@@ -57,7 +57,16 @@ from runner.loop import minibatch_sampler
 from runner.optimizers import Optimizer
 from runner.run import run
 from runner.stopping import gradient_norm, stop_reason
-from runner.store import drop_runs, earlier_runs, finished_run, write_part
+from runner.store import (
+    SUMMARY_FILE,
+    drop_job_run,
+    drop_runs,
+    earlier_runs,
+    finished_run,
+    package_versions,
+    write_part,
+    write_summary,
+)
 from runner.tables import record_types, run_record, runs_table
 from runner.theory import run_rates
 from runner.trace import EVERY_ITERATION, Sampling, summary_record, traced_coordinates
@@ -661,6 +670,7 @@ def run_jobs(
     part_prefix: str = "batch",
     resume: bool = True,
     progress: Callable[..., None] | None = None,
+    engine: Callable | None = None,
 ) -> list:
     """Run every job of a sweep: batched where they share an objective and an optimizer, alone otherwise.
 
@@ -672,10 +682,18 @@ def run_jobs(
     ``fallback`` returned. Ctrl-C writes the chunk in progress (its running configs
     ``interrupted``) and raises KeyboardInterrupt.
 
+    ``engine(run_chunk, chunks)`` runs the chunks (:class:`Chunk`, each one part's pair of files)
+    and yields ``(k, what run_chunk(chunks[k]) returned, or the exception it raised)`` as they end;
+    by default one after another in this process, where an exception propagates. The chunks are
+    planned here, the same for every engine, and each writes its own files, so that the tables
+    are the same whatever ran them. A chunk an engine could not run (its worker died, its job
+    timed out) records each of its runs as failed, in the job's folder as a failed lone run would
+    (:func:`record_failed`); a resume runs them again.
+
     With ``resume``, as a sweep run again into its folder: a job that an earlier launch
     finished (same folder name, same config hash) is not run again (its entry has
     ``"skipped": True``); one it left interrupted, or ran with another config, is taken out
-    of its chunk files and run again. The chunk files are read first, and a damaged one's runs
+    of its chunk files (or its folder) and run again. The chunk files are read first, and a damaged one's runs
     run again, with a line naming it (:func:`runner.store.repair_parts`). Two calls into one
     folder at once are not guarded here: the launcher holds the folder's lock around its call.
 
@@ -702,79 +720,232 @@ def run_jobs(
             todo.append(i)
     drop_runs(sweep_dir, {jobs[i].name for i in todo} & earlier_jobs)
     groups, alone = _plan(jobs, todo)
-    if progress is not None and len(todo) < len(jobs):
-        progress([outcomes[i]["status"] for i in range(len(jobs)) if outcomes[i] is not None], 0, 0, 0, 0)
-    sizes = [_chunk_size(group, chunk_size, max_chunk_bytes) for group in groups]
-    chunks = sum(math.ceil(len(group.indices) / size) for group, size in zip(groups, sizes, strict=True))
+    if resume:
+        for group in groups:  # a job folder's run (a chunk that failed on an engine) is replaced by the batch's
+            group.indices, group.x0, group.settings = _not_in_folders(sweep_dir, jobs, ids, group, outcomes)
+        groups = [group for group in groups if group.indices]
+    if progress is not None and any(outcome is not None for outcome in outcomes):  # finished by an earlier launch
+        progress([outcome["status"] for outcome in outcomes if outcome is not None], 0, 0, 0, 0)
     budget = sum(s["max_iter"] for group in groups for s in group.settings)
-    chunk = 0
     launch = f"{time.strftime('%Y%m%d%H%M%S')}{uuid.uuid4().hex[:6]}"
-    pending_runs: list[pa.Table] = []
-    pending_traces: list[pa.Table] = []
-    pending = 0
-    part = 0
-
-    def flush():
-        nonlocal pending, part
-        if pending:
-            write_part(sweep_dir, f"{part_prefix}-{launch}-{part:04d}", pending_runs, pending_traces)
-            pending_runs.clear()
-            pending_traces.clear()
-            pending, part = 0, part + 1
-
-    for group, size in zip(groups, sizes, strict=True):
-        settings0 = group.settings[0]
-        for lo in range(0, len(group.indices), size):
-            members = slice(lo, lo + size)
-            indices = group.indices[members]
-            if pending + len(indices) > size:
-                flush()
-            chunk_jobs = [jobs[i] for i in indices]
-            settings = group.settings[members]
-            optimizer = (
-                group.optimizer
-                if len(indices) == len(group.indices)
-                else _batched_optimizer([j.config for j in chunk_jobs])
-            )
-            started = time.time()
-            try:
-                result = minimize_batch(
-                    group.objective,
-                    optimizer,
-                    np.stack(group.x0[members]),
-                    max_iter=[s["max_iter"] for s in settings],
-                    tol=[s["tol"] for s in settings],
-                    grad_tol=[s["grad_tol"] for s in settings],
-                    rngs=[run_rng(s["seed"]) for s in settings] if optimizer.batch_size is not None else None,
-                    record_x=settings0["record_x"],
-                    sampling=settings0["sampling"],
-                )
-                runs, traces = _chunk_tables(chunk_jobs, [ids[i] for i in indices], group, result, started, optimizer)
-            except Exception:  # e.g. a crashing objective: each run alone records its own failure
-                alone.extend(indices)
-                chunk += 1
-                continue
-            chunk += 1
-            pending_runs.append(runs)
-            pending_traces.append(traces)
-            pending += len(indices)
-            f_final = result.f_final
-            for b, i in enumerate(indices):
-                outcomes[i] = {
-                    "status": result.statuses[b],
-                    "message": result.messages[b],
-                    "f": float(f_final[b]),
-                    "job": jobs[i].name,
-                    "batched": True,
-                }
-            if result.interrupted:
-                flush()
+    chunks = plan_chunks(
+        jobs,
+        ids,
+        groups,
+        str(sweep_dir),
+        f"{part_prefix}-{launch}",
+        chunk_size=chunk_size,
+        max_chunk_bytes=max_chunk_bytes,
+    )
+    ended = (engine or in_process)(run_chunk, chunks)
+    try:
+        for count, (k, done) in enumerate(ended, start=1):
+            if isinstance(done, BaseException):  # the chunk never ran to its end: each of its runs failed
+                failed = record_failed(sweep_dir, chunks[k], done)
+                outcomes_of_chunk, iterations = failed, 0
+            else:
+                outcomes_of_chunk, iterations = done.outcomes, done.iterations
+                alone.extend(done.alone)
+            for i, outcome in outcomes_of_chunk.items():
+                outcomes[i] = outcome
+            if progress is not None:
+                statuses = [outcome["status"] for outcome in outcomes_of_chunk.values()]
+                progress(statuses, iterations, count, len(chunks), budget)
+            if not isinstance(done, BaseException) and done.interrupted:
                 raise KeyboardInterrupt
-            if pending >= size:
-                flush()
-            if progress is not None:  # computed, and written unless it waits for the next chunk to fill a file
-                progress(list(result.statuses), int(result.iterations.sum()), chunk, chunks, budget)
-    flush()
+    finally:  # stopped early (Ctrl-C): the engine stops what it still runs
+        getattr(ended, "close", lambda: None)()
     for i in sorted(alone):
         outcomes[i] = fallback(i, jobs[i])
+    return outcomes
+
+
+def _not_in_folders(sweep_dir: Path, jobs: Sequence[Job], ids: dict, group: _Group, outcomes: list) -> tuple:
+    """The group's members, less those whose job folder holds a finished run of their config (their
+    outcome is that run's, skipped); any other run in a member's folder is taken out, for the batch's
+    to replace it. Only the members' folders are looked at: one ``stat`` a job."""
+    keep = []
+    for b, i in enumerate(group.indices):
+        folder = sweep_dir / jobs[i].name
+        if not (folder / SUMMARY_FILE).is_file():
+            keep.append(b)
+            continue
+        summary, _ = finished_run(folder, ids[i][0])
+        if summary is not None:
+            outcomes[i] = {**summary, "job": jobs[i].name, "skipped": True}
+            continue
+        drop_job_run(folder)
+        keep.append(b)
+    return [group.indices[b] for b in keep], [group.x0[b] for b in keep], [group.settings[b] for b in keep]
+
+
+def in_process(work: Callable, chunks: Sequence) -> Iterator[tuple[int, object]]:
+    """The default engine: each chunk in turn, in this process; an exception propagates."""
+    for k, chunk in enumerate(chunks):
+        yield k, work(chunk)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Jobs of one group that run as one batch: ``indices`` into the sweep's jobs, their jobs, ids, x0 and settings."""
+
+    indices: list[int]
+    jobs: list[Job]
+    ids: list[tuple[str, str]]
+    x0: np.ndarray
+    settings: list[dict]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One pair of chunk files, ``parts/<name>.{runs,traces}.parquet`` of ``sweep_dir``, and the batches
+    whose rows they hold: all that a worker needs (plain data: it pickles small, and builds the
+    objective and the optimizer from the configs as the planner did)."""
+
+    sweep_dir: str
+    name: str
+    pieces: list[Piece]
+
+
+@dataclass(frozen=True)
+class ChunkDone:
+    """What a chunk's worker sends back, small whatever the traces: each run's outcome (status,
+    message, f) by job index, the jobs to run alone (their batch raised), and whether Ctrl-C ended it."""
+
+    outcomes: dict[int, dict]
+    alone: list[int]
+    interrupted: bool = False
+    iterations: int = 0  # the iterations its batches ran (the sweep's progress)
+
+
+def plan_chunks(
+    jobs: Sequence[Job],
+    ids: dict,
+    groups: Sequence[_Group],
+    sweep_dir: str,
+    prefix: str,
+    *,
+    chunk_size: int,
+    max_chunk_bytes: int,
+) -> list[Chunk]:
+    """The groups cut into batches of at most ``chunk_size`` configs (fewer when their traces would pass
+    ``max_chunk_bytes``), and the batches into chunk files ``<prefix>-<k>``: consecutive small batches
+    share a file up to the size of the batch that joins them. Each group keeps its order."""
+    chunks: list[Chunk] = []
+    pieces: list[Piece] = []
+    pending = 0
+
+    def close():
+        nonlocal pending
+        if pieces:
+            chunks.append(Chunk(sweep_dir, f"{prefix}-{len(chunks):04d}", list(pieces)))
+            pieces.clear()
+            pending = 0
+
+    for group in groups:
+        size = _chunk_size(group, chunk_size, max_chunk_bytes)
+        for lo in range(0, len(group.indices), size):
+            indices = group.indices[lo : lo + size]
+            if pending + len(indices) > size:
+                close()
+            piece = Piece(
+                indices=indices,
+                jobs=[jobs[i] for i in indices],
+                ids=[ids[i] for i in indices],
+                x0=np.stack(group.x0[lo : lo + size]),
+                settings=group.settings[lo : lo + size],
+            )
+            pieces.append(piece)
+            pending += len(indices)
+            if pending >= size:
+                close()
+    close()
+    return chunks
+
+
+def run_chunk(chunk: Chunk) -> ChunkDone:
+    """Run a chunk's batches and write its files; the runs of a batch that raises are left to run alone.
+
+    What an engine's worker calls, and the one process alike. Ctrl-C ends the batch in progress
+    (its running configs ``interrupted``) and writes the chunk's files with it.
+    """
+    sweep_dir = Path(chunk.sweep_dir)
+    runs_tables, trace_tables = [], []
+    outcomes: dict[int, dict] = {}
+    alone: list[int] = []
+    interrupted = False
+    iterations = 0
+    objectives: dict[str, object] = {}  # the batches of a chunk that share an objective build it once
+    for piece in chunk.pieces:
+        configs = [job.config for job in piece.jobs]
+        settings = piece.settings
+        started = time.time()
+        try:
+            objective = _cached_objective(objectives, configs[0]["objective"])
+            optimizer = _batched_optimizer(configs)
+            result = minimize_batch(
+                objective,
+                optimizer,
+                piece.x0,
+                max_iter=[s["max_iter"] for s in settings],
+                tol=[s["tol"] for s in settings],
+                grad_tol=[s["grad_tol"] for s in settings],
+                rngs=[run_rng(s["seed"]) for s in settings] if optimizer.batch_size is not None else None,
+                record_x=settings[0]["record_x"],
+                sampling=settings[0]["sampling"],
+            )
+            group = _Group(piece.indices, objective, list(piece.x0), settings, optimizer)
+            runs, traces = _chunk_tables(piece.jobs, piece.ids, group, result, started, optimizer)
+        except Exception:  # e.g. a crashing objective: each run alone records its own failure
+            alone.extend(piece.indices)
+            continue
+        runs_tables.append(runs)
+        trace_tables.append(traces)
+        iterations += int(result.iterations.sum())
+        f_final = result.f_final
+        for b, (i, job) in enumerate(zip(piece.indices, piece.jobs, strict=True)):
+            outcomes[i] = {
+                "status": result.statuses[b],
+                "message": result.messages[b],
+                "f": float(f_final[b]),
+                "job": job.name,
+                "batched": True,
+            }
+        if result.interrupted:
+            interrupted = True
+            break
+    if runs_tables:
+        write_part(sweep_dir, chunk.name, runs_tables, trace_tables)
+    return ChunkDone(outcomes, alone, interrupted, iterations)
+
+
+def record_failed(sweep_dir: Path, chunk: Chunk, error: BaseException) -> dict[int, dict]:
+    """Each run of a chunk that an engine could not run, recorded as failed in its job folder, as a
+    lone run that raised records itself (``summary.json``: status ``failed``, the error); its outcome
+    by job index. The folder's run is replaced when the job runs again."""
+    text = str(error).strip()
+    reason = type(error).__name__ + (f": {text.splitlines()[0]}" if text else "")
+    message = f"chunk {chunk.name} did not run to its end ({reason})"
+    outcomes, versions = {}, package_versions()
+    for piece in chunk.pieces:
+        for i, job, (config_hash, config_id) in zip(piece.indices, piece.jobs, piece.ids, strict=True):
+            summary = summary_record(
+                run_id=uuid.uuid4().hex[:12],
+                config_hash=config_hash,
+                config_id=config_id,
+                objective=registry_name(job.config["objective"]),
+                optimizer=registry_name(job.config["optimizer"]),
+                status="failed",
+                stop_reason="error",
+                message=message,
+                error=message,
+            )
+            folder = sweep_dir / job.name
+            summary.update(
+                started_at=utc_iso(time.time()), config=job.config, versions=versions, output_dir=str(folder)
+            )
+            folder.mkdir(parents=True, exist_ok=True)
+            write_summary(folder / SUMMARY_FILE, summary)
+            outcomes[i] = {**summary, "job": job.name}
+    print(f"failed: {message}: its {len(outcomes)} runs run again on resume", file=sys.stderr, flush=True)
     return outcomes

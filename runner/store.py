@@ -646,6 +646,13 @@ def _keep_whole_runs(runs_path: Path, traces_path: Path) -> None:
     write_table(runs_path, runs)
 
 
+def drop_job_run(folder: Path) -> None:
+    """Take the run out of a job folder (its summary, then its trace): it runs again elsewhere (batched), and as
+    with :func:`drop_runs`, the new run replaces the old. Without its summary the folder holds no run."""
+    for name in (SUMMARY_FILE, TRACE_FILE):
+        (Path(folder) / name).unlink(missing_ok=True)
+
+
 def drop_runs(sweep_dir: Path, jobs: set[str]) -> None:
     """Take the earlier runs of ``jobs`` out of the chunk files that hold them. They run again
     (unfinished, or with another config), and as with a job folder, the new run replaces the old.

@@ -113,6 +113,7 @@ def _launch_batched(
     sweep_dir: Path,
     start: float,
 ) -> list[JobReturn]:
+    from hydra_plugins.runner_batched_launcher import _engines as engines
     from runner.batched import Job
     from runner.config import config_ids
     from runner.interrupt import EXIT_FAILED, EXIT_INTERRUPTED, sigterm_as_interrupt
@@ -139,6 +140,7 @@ def _launch_batched(
                 part_prefix=f"jobs{initial_job_idx:06d}",
                 # the sweep's progress (runner.app.SweepProgress, when configured): chunks as they end
                 progress=sweep.chunk_ended if (sweep := current_sweep()) is not None else None,
+                engine=engines.engine(launcher),
             )
     except KeyboardInterrupt as err:  # a second Ctrl-C while a chunk was written names the chunk (WriteInterrupted)
         what = f"{err}; " if str(err) else ""

@@ -18,7 +18,10 @@ Options (``hydra.launcher.<key>=...``, :class:`.config.BatchedLauncherConf`):
   (about 65 ms a job) instead of once per shape of job;
 * ``fast_validation`` (true): the sweeper composes each job once more just to check it
   composes (``Sweeper.validate_batch_is_legal``, another 65 ms a job); with this on,
-  that check is answered from the fast composition.
+  that check is answered from the fast composition;
+* ``engine`` (``local``): where the chunks run, :mod:`._engines`: ``local`` (this process),
+  ``joblib`` (``n_jobs`` local processes, -1 every core), ``ray`` (options ``ray.*``),
+  ``submitit`` (options ``submitit.*``: SLURM array jobs, or local processes).
 
 Batched jobs fire no per-job callbacks (``on_job_start``/``on_job_end``) and write no
 ``.hydra/`` folders; the jobs run one by one do both.
@@ -30,7 +33,7 @@ from typing import Any
 from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 
 class BatchedLauncher(Launcher):
@@ -40,8 +43,21 @@ class BatchedLauncher(Launcher):
         max_chunk_bytes: int = 256 * 2**20,
         compose: str = "fast",
         fast_validation: bool = True,
+        engine: str = "local",
+        n_jobs: int = -1,
+        ray: Any = None,
+        submitit: Any = None,
     ) -> None:
         super().__init__()
+        from hydra_plugins.runner_batched_launcher import _engines as engines
+        from hydra_plugins.runner_batched_launcher.config import RayConf, SubmititConf
+
+        self.engine, self.n_jobs = engine, n_jobs
+        # Plain containers, what ray.init and submitit take: the given options (resolved where Hydra's config
+        # has them: the submitit folder is in the sweep's) over the defaults.
+        self.ray = _options(RayConf, ray)
+        self.submitit = _options(SubmititConf, submitit)
+        engines.check(self)  # before any work: an unknown engine, its library missing, a bad option
         if compose not in ("fast", "exact"):
             raise ValueError(f"hydra.launcher.compose={compose}: expected fast or exact")
         # runner.errors.check_count's rule, written out: importing anything of runner/ runs runner/__init__
@@ -77,3 +93,9 @@ class BatchedLauncher(Launcher):
         from hydra_plugins.runner_batched_launcher import _core
 
         return _core.launch(self, job_overrides, initial_job_idx)
+
+
+def _options(defaults: type, given: Any) -> dict:
+    if isinstance(given, DictConfig):
+        given = OmegaConf.to_container(given, resolve=True)
+    return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(defaults), given or {}))

@@ -1,0 +1,212 @@
+"""Where a batched sweep's chunks run: ``hydra.launcher.engine=local|joblib|ray|submitit``.
+
+Every engine is one function of one interface: ``engine(work, chunks, settings)`` runs
+``work(chunk)`` for every chunk (:func:`runner.batched.run_chunk`: it runs the chunk's batches
+and writes its chunk files into the sweep folder itself) and yields ``(k, what work returned
+for chunks[k])`` as the chunks end, in any order, or ``(k, the exception)`` for a chunk that did
+not run to its end (its worker died, its job timed out, it raised). ``settings`` is the
+launcher's config (:class:`.config.BatchedLauncherConf`). Closing the generator (Ctrl-C, or
+the sweep stopping early) stops what still runs. The chunks are planned by the caller, the
+same for every engine, and only small summaries come back (a status, a message and f per
+run), so the sweep's tables are the same whatever ran it.
+
+Each engine's library is imported when it runs, never when Hydra's plugin scan imports this
+package; :data:`ENGINES` maps each name to its function and the extra that installs its library.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from importlib.util import find_spec
+from typing import Any
+
+from runner.store import DISTRIBUTION
+
+Ended = Iterator[tuple[int, Any]]
+
+
+def local(work: Callable, chunks: Sequence, settings: Any) -> Ended:
+    """One process, one chunk after another (the launcher's process): an exception propagates, as it always has."""
+    for k, chunk in enumerate(chunks):
+        yield k, work(chunk)
+
+
+def joblib_processes(work: Callable, chunks: Sequence, settings: Any) -> Ended:
+    """Local processes (joblib's loky executor), ``n_jobs`` of them (joblib's count: -1 every core).
+
+    A worker that dies (killed, out of memory) breaks the pool and every chunk then in it; those
+    run again one at a time, so that the chunk that kills its worker is the only one that fails.
+    """
+    from joblib import cpu_count, effective_n_jobs
+
+    if not chunks:
+        return
+    workers = max(1, min(effective_n_jobs(settings.n_jobs), len(chunks)))
+    broken = yield from _loky_round(work, chunks, range(len(chunks)), workers, cpu_count())
+    for k, _ in broken:  # alone in the pool: if its worker dies again, this chunk is the one that kills it
+        yield from (yield from _loky_round(work, chunks, [k], 1, cpu_count()))
+
+
+def _loky_round(work: Callable, chunks: Sequence, keys, workers: int, cores: int):
+    """Run ``chunks[k]`` for ``k`` in ``keys`` on ``workers`` processes; yield what ends; return
+    ``[(k, error)]`` for the chunks a dying worker took down with it."""
+    from joblib.externals.loky import get_reusable_executor
+
+    # numpy's BLAS in each worker gets its share of the cores, not all of them (joblib does the same).
+    threads = str(max(1, cores // workers))
+    env = dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), threads)
+    executor = get_reusable_executor(max_workers=workers, env=env)
+    futures = {executor.submit(work, chunks[k]): k for k in keys}
+    broken = []
+    try:
+        for future in as_completed(futures):
+            k = futures[future]
+            try:
+                done = future.result()
+            except BrokenProcessPool as err:
+                broken.append((k, err))
+                continue
+            except Exception as err:
+                done = err
+            yield k, done
+    except BaseException:  # Ctrl-C, or the caller stopped: what runs is killed, its chunks run on resume
+        for future in futures:
+            future.cancel()
+        executor.shutdown(wait=False, kill_workers=True)
+        raise
+    return broken
+
+
+def ray_tasks(work: Callable, chunks: Sequence, settings: Any) -> Ended:
+    """Ray tasks, on the Ray instance at ``ray.address`` (a cluster), or one started here and stopped at the end.
+
+    ``ray.init`` takes more keyword arguments of ``ray.init`` (``runtime_env``, ``num_cpus``),
+    ``ray.remote`` the options of each chunk's task (``num_cpus``, ``memory``, ``max_retries``).
+    """
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=settings.ray["address"], **settings.ray["init"])
+    task = ray.remote(work).options(**settings.ray["remote"])
+    refs = {task.remote(chunk): k for k, chunk in enumerate(chunks)}
+    waiting = list(refs)
+    try:
+        while waiting:
+            ended, waiting = ray.wait(waiting, num_returns=1)
+            for ref in ended:
+                try:
+                    done = ray.get(ref)
+                except ray.exceptions.RayTaskError as err:  # work raised: that exception, as it was raised
+                    done = err.as_instanceof_cause()
+                except ray.exceptions.RayError as err:  # the worker or its node died, the task was cancelled
+                    done = err
+                yield refs[ref], done
+    except BaseException:
+        for ref in waiting:
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def submitit_jobs(work: Callable, chunks: Sequence, settings: Any) -> Ended:
+    """submitit jobs, one per chunk, submitted together (one array job on SLURM, ``array_parallelism`` at
+    a time); ``cluster=local`` runs them as local processes, all at once (for trying it out and tests).
+
+    The options of ``hydra.launcher.submitit`` go to submitit's ``AutoExecutor``: ``folder`` (its logs
+    and pickles), ``timeout_min``, ``cpus_per_task``, ``mem_gb``, ``partition``, ``array_parallelism``,
+    and ``parameters``, any other of its parameters (``slurm_qos``, ``slurm_additional_parameters``).
+    """
+    import submitit
+
+    options = settings.submitit
+    executor = submitit.AutoExecutor(folder=options["folder"], cluster=options["cluster"])
+    parameters = {
+        "timeout_min": options["timeout_min"],
+        "cpus_per_task": options["cpus_per_task"],
+        "slurm_array_parallelism": options["array_parallelism"],
+        "name": "runner-chunk",
+    }
+    if options["mem_gb"] is not None:
+        parameters["mem_gb"] = options["mem_gb"]
+    if options["partition"] is not None:
+        parameters["slurm_partition"] = options["partition"]
+    executor.update_parameters(**{**parameters, **options["parameters"]})
+    with executor.batch():
+        jobs = [executor.submit(work, chunk) for chunk in chunks]
+    waiting = dict(enumerate(jobs))
+    try:
+        while waiting:
+            for k, job in list(waiting.items()):
+                if not job.done():
+                    continue
+                del waiting[k]
+                try:
+                    done = job.result()
+                except Exception as err:  # failed, timed out, cancelled: submitit's error names the job
+                    done = err
+                yield k, done
+            if waiting:
+                time.sleep(options["poll_s"])
+    except BaseException:
+        for job in waiting.values():
+            job.cancel(check=False)
+        raise
+
+
+@dataclass(frozen=True)
+class Engine:
+    """An engine's function, the module it needs and the extra of the project that installs it."""
+
+    run: Callable[[Callable, Sequence, Any], Ended]
+    module: str | None = None
+    extra: str | None = None
+
+
+ENGINES = {
+    "local": Engine(local),
+    "joblib": Engine(joblib_processes, "joblib", "joblib"),
+    "ray": Engine(ray_tasks, "ray", "ray"),
+    "submitit": Engine(submitit_jobs, "submitit", "submitit"),
+}
+CLUSTERS = ("local", "slurm")
+
+
+def check(settings: Any) -> None:
+    """The engine settings, before any work: a bad one raises ValueError, one line naming the key and what it takes."""
+    name = settings.engine
+    if name not in ENGINES:
+        raise ValueError(f"hydra.launcher.engine={name}: expected one of {', '.join(ENGINES)}")
+    engine = ENGINES[name]
+    if engine.module is not None and find_spec(engine.module) is None:
+        raise ValueError(
+            f"hydra.launcher.engine={name}: needs the {engine.module} package; install the project's "
+            f"{engine.extra} extra (pip install '{DISTRIBUTION}[{engine.extra}]')"
+        )
+    n_jobs = settings.n_jobs
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
+        raise ValueError(f"hydra.launcher.n_jobs={n_jobs}: expected a non-zero integer (-1: every core)")
+    submitit = settings.submitit
+    if submitit["cluster"] not in CLUSTERS:
+        raise ValueError(
+            f"hydra.launcher.submitit.cluster={submitit['cluster']}: expected one of {', '.join(CLUSTERS)}"
+        )
+    for key in ("timeout_min", "cpus_per_task", "array_parallelism"):
+        value = submitit[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"hydra.launcher.submitit.{key}={value}: expected an integer >= 1")
+    poll = submitit["poll_s"]
+    if isinstance(poll, bool) or not isinstance(poll, (int, float)) or not poll > 0:
+        raise ValueError(f"hydra.launcher.submitit.poll_s={poll}: expected a number > 0")
+
+
+def engine(settings: Any) -> Callable[[Callable, Sequence], Ended]:
+    """The engine that ``settings`` names, as ``run_jobs`` calls it: ``engine(work, chunks)``."""
+    run = ENGINES[settings.engine].run
+    return lambda work, chunks: run(work, chunks, settings)
