@@ -213,6 +213,7 @@ def test_an_engine_whose_library_is_missing_names_the_extra(monkeypatch):
     with pytest.raises(ValueError) as err:
         BatchedLauncher(engine="ray")
     assert str(err.value) == (
-        "hydra.launcher.engine=ray: needs the ray package; install the project's ray extra (pip install 'optim-runner[ray]')"
+        "hydra.launcher.engine=ray: needs the ray package; install the project's ray extra "
+        "(pip install 'optim-runner[ray]')"
     )
     BatchedLauncher(engine="joblib")  # found: no error
