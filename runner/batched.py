@@ -513,8 +513,14 @@ def _chunk_tables(
     f_final = result.f_final
     f_star = group.objective.f_star
     config_cols = [config_columns(job.config) for job in jobs]
+    # The rates fit each run's trace as written, its last row included, as a lone run's does.
+    with_last = np.vstack([result.f, result.f_last[None, :]])
+    iterations = np.vstack(
+        [np.broadcast_to(result.kept[:, None].astype(float), result.f.shape), result.iterations[None, :]]
+    )
+    present = np.vstack([result.rows_of().T, (result.iterations >= 0)[None, :]])
     rate_theory, rate_measured = run_rates(
-        group.objective, optimizer, result.f, result.iterations - 1, iterations=result.kept, present=result.in_schedule
+        group.objective, optimizer, with_last, iterations=iterations, present=present
     )
     # Trace rows, run-major: run b's shared rows (those its trace keeps), then its last row.
     rows = len(result.kept)

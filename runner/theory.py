@@ -202,9 +202,9 @@ def measured_rate(f, f_star, last=None, *, iterations=None, present=None) -> flo
     """The rate of ‖x_k − x*‖ fitted on the tail of a trace: sqrt of the per-iteration ratio of f − f*.
 
     The rule, for each run (``f`` of shape (K,), or (K, B) for B runs; row j is the iterate after
-    ``iterations[j]`` updates, default j, so a sampled trace (``trace.every``, ``trace.schedule``)
-    is fitted at its true iteration numbers; ``present[j, b]`` False leaves row j out of run b's
-    trace; ``last[b]`` is run b's last iteration, default every row):
+    ``iterations[j]`` (or ``iterations[j, b]``) updates, default j, so a sampled trace
+    (``trace.every``, ``trace.schedule``) is fitted at its true iteration numbers; ``present[j, b]``
+    False leaves row j out of run b's trace; ``last[b]`` is run b's last iteration, default every row):
 
     * the gap g_k = f_k − f*; the floor is 1e3 eps |f*| + (1e3 eps)^2 (f_0 − f*): below it
       f − f* is the rounding of f near a nonzero f*, or of x near x* (for ‖x*‖ up to about
@@ -225,7 +225,8 @@ def measured_rate(f, f_star, last=None, *, iterations=None, present=None) -> flo
     rows, runs = f2.shape
     if f_star is None or rows == 0 or not math.isfinite(float(f_star)):
         return None if single else np.full(runs, np.nan)
-    k = (np.arange(rows, dtype=float) if iterations is None else np.asarray(iterations, float))[:, None]
+    k = np.arange(rows, dtype=float) if iterations is None else np.asarray(iterations, float)
+    k = k[:, None] if k.ndim == 1 else k  # one iteration number a row, or (K, B): one a row and run
     considered = k <= (np.inf if last is None else np.asarray(last, float).reshape(runs))
     if present is not None:
         considered = considered & np.asarray(present, bool).reshape(rows, runs)
@@ -237,19 +238,26 @@ def measured_rate(f, f_star, last=None, *, iterations=None, present=None) -> flo
         usable = considered & (np.arange(rows)[:, None] < first_end)
         k_end = np.max(np.where(usable, k, -1.0), axis=0)
         tail = usable & (k >= np.ceil(k_end / 2))
-        # One pass of sums over the rows for all B runs at once, whatever their tails: the slope of
-        # the least-squares line through each run's tail, about its mean iteration (no cancellation).
+        # Sums down the rows for all B runs at once, whatever their tails, about each tail's mean
+        # iteration (no cancellation). They add in row order (cumsum), so a run fitted in a batch,
+        # with rows it does not keep as exact zeros, gets the bits it gets fitted alone.
         n = tail.sum(axis=0)
-        k_mean = np.where(tail, k, 0.0).sum(axis=0) / n
+        k_mean = _sum_rows(np.where(tail, k, 0.0)) / n
         centred = np.where(tail, k - k_mean, 0.0)
         y = np.log(np.where(tail, gap, 1.0))
-        slope = (centred * y).sum(axis=0) / (centred * centred).sum(axis=0)
+        slope = _sum_rows(centred * y) / _sum_rows(centred * centred)
         rho = np.exp(slope / 2.0)
     rho = np.where(n >= MIN_TAIL_ROWS, rho, np.nan)
     if single:
         value = float(rho[0])
         return value if math.isfinite(value) else None
     return rho
+
+
+def _sum_rows(values: np.ndarray) -> np.ndarray:
+    """Column sums added in row order, whatever the array's shape (numpy's sum adds in another order
+    for one column than for many)."""
+    return np.cumsum(values, axis=0)[-1]
 
 
 def run_rates(objective, optimizer, f, last=None, *, iterations=None, present=None) -> tuple:
