@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from tests.helpers import REPO, run_module
 
@@ -218,7 +219,9 @@ def test_list_shows_each_optimizer_with_its_keys_and_the_class_it_follows(listin
 def test_list_shows_the_presets_with_their_swept_keys(listing):
     for path in sorted((CONF / "experiment").glob("*.yaml")):
         params = yaml.safe_load(path.read_text())["hydra"]["sweeper"]["params"]
-        jobs = math.prod(len(str(v).split(",")) for v in params.values())
+        # the count by Hydra's own override parser (range(3) is 3 values, a list 1 per comma)
+        parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+        jobs = math.prod(len(list(o.sweep_string_iterator())) if o.is_sweep_override() else 1 for o in parsed)
         text = block(listing, f"+experiment={path.stem}")
         assert all(f"{k}: {v}" in text for k, v in params.items()) and f"({jobs} jobs)" in text, text
 
