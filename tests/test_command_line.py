@@ -332,7 +332,7 @@ def test_dry_run_of_a_sweeper_that_cannot_list_its_jobs(tmp_path):
     done = runner("-m", "+hparams_search=optuna", "--dry-run", cwd=tmp_path)
     trials = yaml.safe_load((CONF / "hparams_search" / "optuna.yaml").read_text())["hydra"]["sweeper"]["n_trials"]
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[0].startswith("dry run: the optuna sweeper chooses each job")
+    assert done.stdout.splitlines()[0].startswith("dry run: the optuna_study sweeper chooses each job")
     assert f"n_trials={trials}" in done.stdout and list(tmp_path.iterdir()) == []
 
 
@@ -364,7 +364,7 @@ def without_plugin(module: str, *args: str, cwd: Path) -> subprocess.CompletedPr
         (
             "hydra_optuna_sweeper",
             ["-m", "+hparams_search=optuna"],
-            "hydra/sweeper=optuna: not installed; the optuna extra brings it (hydra-optuna-sweeper): pip install",
+            "hydra/sweeper=optuna_study: not installed; the optuna extra brings it (hydra-optuna-sweeper): pip install",
         ),
     ],
 )
