@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from importlib.util import find_spec
 from typing import Any
 
-from runner.store import DISTRIBUTION
-
 Ended = Iterator[tuple[int, Any]]
 
 
@@ -185,6 +183,8 @@ def check(settings: Any) -> None:
         raise ValueError(f"hydra.launcher.engine={name}: expected one of {', '.join(ENGINES)}")
     engine = ENGINES[name]
     if engine.module is not None and find_spec(engine.module) is None:
+        from runner.store import DISTRIBUTION  # here: Hydra's plugin scan imports this module in every app
+
         raise ValueError(
             f"hydra.launcher.engine={name}: needs the {engine.module} package; install the project's "
             f"{engine.extra} extra (pip install '{DISTRIBUTION}[{engine.extra}]')"
