@@ -229,12 +229,16 @@ def test_sigterm_saves_the_trace_as_interrupted(tmp_path):
     # Signal the run only once it is in its loop: on a loaded machine start-up alone can take seconds,
     # and a SIGTERM before the loop leaves no run to save.
     shown, deadline = b"", time.time() + 120
-    while b"iteration" not in shown and time.time() < deadline:
-        if select.select([proc.stderr], [], [], 0.5)[0]:
-            shown += os.read(proc.stderr.fileno(), 4096)
-    assert b"iteration" in shown, shown.decode(errors="replace")
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == 130
+    try:
+        while b"iteration" not in shown and time.time() < deadline:
+            if select.select([proc.stderr], [], [], 0.5)[0]:
+                shown += os.read(proc.stderr.fileno(), 4096)
+        assert b"iteration" in shown, shown.decode(errors="replace")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 130
+    finally:  # a run of 1e8 iterations left behind would hold a core and its trace's memory for hours
+        if proc.poll() is None:
+            proc.kill()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "interrupted"
     trace = pd.read_parquet(out / "trace.parquet")
