@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,12 @@ SUBMITIT = ["hydra.launcher.submitit.cluster=local", "hydra.launcher.submitit.po
 ENGINES = [
     pytest.param("joblib", ["hydra.launcher.n_jobs=2"], id="joblib"),
     pytest.param("submitit", SUBMITIT, id="submitit"),
-    pytest.param("ray", ["+hydra.launcher.ray.init.num_cpus=2"], id="ray", marks=pytest.mark.ray),
+    pytest.param(
+        "ray",
+        ["+hydra.launcher.ray.init.num_cpus=2"],
+        id="ray",
+        marks=[pytest.mark.ray, pytest.mark.skipif(find_spec("ray") is None, reason="needs the ray extra")],
+    ),
 ]
 
 
