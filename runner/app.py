@@ -32,7 +32,6 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from runner.batched import run_jobs
-from runner.best import best_table
 from runner.hints import missing_plugin
 from runner.interrupt import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, sigterm_as_interrupt
 from runner.progress import RunBar, check_show, current_sweep, display, end_sweep, start_sweep
@@ -160,6 +159,8 @@ def finish_sweep(sweep_dir: str | Path, *, figures: bool = True, report: bool = 
         draw_figures(sweep_dir, config_dirs)
     page = write_report_page(sweep_dir) if report else None
     print(count_line(counts, sweep_dir), flush=True)
+    from runner.best import best_table  # pandas, imported here: not while the jobs run
+
     if best := best_table(runs.to_pandas()):
         print(best, flush=True)
     if page is not None:
