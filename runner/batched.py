@@ -504,7 +504,6 @@ def _chunk_tables(
     group: _Group,
     result: BatchResult,
     started: float,
-    optimizer: Optimizer,
 ) -> tuple[pa.Table, pa.Table]:
     """The chunk's runs-table rows and trace rows, runs in order and each run's rows in order."""
     n = len(jobs)
@@ -513,19 +512,19 @@ def _chunk_tables(
     f_final = result.f_final
     f_star = group.objective.f_star
     config_cols = [config_columns(job.config) for job in jobs]
+    rows = len(result.kept)
+    kept = result.rows_of()
+    has_rows = result.iterations >= 0
     # The rates fit each run's trace as written, its last row included, as a lone run's does.
     with_last = np.vstack([result.f, result.f_last[None, :]])
     iterations = np.vstack(
         [np.broadcast_to(result.kept[:, None].astype(float), result.f.shape), result.iterations[None, :]]
     )
-    present = np.vstack([result.rows_of().T, (result.iterations >= 0)[None, :]])
+    present = np.vstack([kept.T, has_rows[None, :]])
     rate_theory, rate_measured = run_rates(
-        group.objective, optimizer, with_last, iterations=iterations, present=present
+        group.objective, group.optimizer, with_last, iterations=iterations, present=present
     )
     # Trace rows, run-major: run b's shared rows (those its trace keeps), then its last row.
-    rows = len(result.kept)
-    kept = result.rows_of()
-    has_rows = result.iterations >= 0
     counts = kept.sum(axis=1) + has_rows
     ends = np.cumsum(counts)[has_rows] - 1  # where each run's last row goes
     owner_of_shared, slot = np.nonzero(kept)
@@ -648,21 +647,30 @@ def _say_rerun(sweep_dir: Path):
     return say
 
 
+def _job_ids(jobs: Sequence[Job]) -> list[tuple[str, str]]:
+    """Each job's (config_hash, config_id): the launcher's, or computed from its config."""
+    return [(job.config_hash, job.config_id) if job.config_id else config_ids(job.config, job.config) for job in jobs]
+
+
 def plan_jobs(jobs: Sequence[Job], sweep_dir: str | Path, *, resume: bool = True) -> list[str]:
     """How :func:`run_jobs` would run each job, with nothing run and nothing written (a dry run):
     ``"done"`` (a finished run that resume keeps, in a chunk file or, for a job that runs alone,
     its folder), ``"batched"`` or ``"alone"`` (through ``fallback``), by the rules it runs them by."""
     sweep_dir = Path(sweep_dir)
-    ids = [(job.config_hash, job.config_id) if job.config_id else config_ids(job.config, job.config) for job in jobs]
+    ids = _job_ids(jobs)
     finished = earlier_runs(sweep_dir, repair=False)[0] if resume else {}
     plan = ["done" if (job.name, ids[i][0]) in finished else "" for i, job in enumerate(jobs)]
     groups, alone = _plan(jobs, [i for i, p in enumerate(plan) if not p])
     for group in groups:
         for i in group.indices:
             plan[i] = "batched"
-    for i in alone:  # the fallback's run() keeps a finished run of the same config in the job's folder
-        done = resume and finished_run(sweep_dir / jobs[i].name, ids[i][0])[0] is not None
-        plan[i] = "done" if done else "alone"
+    for i in alone:
+        plan[i] = "alone"
+    # A finished run of the same config in a job's folder is kept: by the fallback's run() for a
+    # job that runs alone, by _not_in_folders for a batched one (a chunk that failed on an engine).
+    for i, how in enumerate(plan):
+        if resume and how != "done" and finished_run(sweep_dir / jobs[i].name, ids[i][0])[0] is not None:
+            plan[i] = "done"
     return plan
 
 
@@ -713,10 +721,7 @@ def run_jobs(
     if fallback is None:
         fallback = _run_alone(sweep_dir)
     outcomes: list = [None] * len(jobs)
-    ids = {
-        i: (job.config_hash, job.config_id) if job.config_id else config_ids(job.config, job.config)
-        for i, job in enumerate(jobs)
-    }
+    ids = _job_ids(jobs)
     finished, earlier_jobs = earlier_runs(sweep_dir, _say_rerun(sweep_dir)) if resume else ({}, set())
     todo = []
     for i, job in enumerate(jobs):
@@ -766,7 +771,7 @@ def run_jobs(
     return outcomes
 
 
-def _not_in_folders(sweep_dir: Path, jobs: Sequence[Job], ids: dict, group: _Group, outcomes: list) -> tuple:
+def _not_in_folders(sweep_dir: Path, jobs: Sequence[Job], ids: Sequence, group: _Group, outcomes: list) -> tuple:
     """The group's members, less those whose job folder holds a finished run of their config (their
     outcome is that run's, skipped); any other run in a member's folder is taken out, for the batch's
     to replace it. Only the members' folders are looked at: one ``stat`` a job."""
@@ -826,7 +831,7 @@ class ChunkDone:
 
 def plan_chunks(
     jobs: Sequence[Job],
-    ids: dict,
+    ids: Sequence,
     groups: Sequence[_Group],
     sweep_dir: str,
     prefix: str,
@@ -901,7 +906,7 @@ def run_chunk(chunk: Chunk) -> ChunkDone:
                 sampling=settings[0]["sampling"],
             )
             group = _Group(piece.indices, objective, list(piece.x0), settings, optimizer)
-            runs, traces = _chunk_tables(piece.jobs, piece.ids, group, result, started, optimizer)
+            runs, traces = _chunk_tables(piece.jobs, piece.ids, group, result, started)
         except Exception:  # e.g. a crashing objective: each run alone records its own failure
             alone.extend(piece.indices)
             continue

@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.shell_completion:
         completion(args.overrides)
-    refuse_show_with_sweep(args, rest)
-    sys.argv[1:] = without_sweeps(rest) if args.help else rest
+    refuse_show_with_sweep(args)
+    sys.argv[1:] = without_sweeps(rest, args.overrides) if args.help else rest
     run_hydra()
 
 
@@ -127,7 +127,7 @@ def sweep_overrides(overrides: list[str]) -> list[str]:
     return [o.input_line for o in parsed if o.is_sweep_override()]
 
 
-def refuse_show_with_sweep(args: argparse.Namespace, argv: list[str]) -> None:
+def refuse_show_with_sweep(args: argparse.Namespace) -> None:
     """``--cfg`` and ``--info`` describe one config: with ``-m`` or a swept value, one line says why not."""
     shown = "--cfg" if args.cfg else "--info" if args.info is not None else None
     if shown is None:
@@ -141,9 +141,10 @@ def refuse_show_with_sweep(args: argparse.Namespace, argv: list[str]) -> None:
         )
 
 
-def without_sweeps(argv: list[str]) -> list[str]:
-    """``--help`` with ``-m`` and swept values: the help of the config without them (its groups and keys)."""
-    swept = set(sweep_overrides(hydra_args(argv).overrides))
+def without_sweeps(argv: list[str], overrides: list[str]) -> list[str]:
+    """``--help`` with ``-m`` and swept values (among ``overrides``, those of ``argv``): the help of the
+    config without them (its groups and keys)."""
+    swept = set(sweep_overrides(overrides))
     return [a for a in argv if a not in swept and a not in ("-m", "--multirun")]
 
 

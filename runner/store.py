@@ -565,12 +565,12 @@ def earlier_runs(
 
 
 def _whole_chunk(runs_path: Path) -> bool:
-    """A chunk :func:`repair_parts` would leave as it is: both files read, with ``iterations + 1`` rows a run."""
+    """A chunk :func:`repair_parts` would leave as it is: both files read, with each run's ``trace_rows``."""
     try:
-        iterations = read_table(runs_path, columns=["iterations"]).column(0).to_pylist()
+        expected = sum(trace_rows(runs_path).to_pylist())
     except (OSError, pa.ArrowException):
         return False
-    return trace_problem(_traces_of(runs_path), sum(iterations) + len(iterations)) is None
+    return trace_problem(_traces_of(runs_path), expected) is None
 
 
 def _traces_of(runs_path: Path) -> Path:
@@ -603,10 +603,9 @@ def repair_parts(sweep_dir: Path, report: Callable[[Path, str], None] | None = N
     for runs_path in runs_files:
         traces_path = _traces_of(runs_path)
         try:
-            runs = read_table(runs_path, columns=["run_id", "iterations"])
-            runs = runs.append_column("rows", trace_rows(runs_path, runs))
+            rows = trace_rows(runs_path)
         except (OSError, pa.ArrowException) as err:
-            runs, problem, bad = None, f"is not readable ({_first_line(err)})", runs_path
+            problem, bad = f"is not readable ({_first_line(err)})", runs_path
         else:
             problem, bad = trace_problem(traces_path), traces_path
         if problem is not None:
@@ -614,21 +613,21 @@ def repair_parts(sweep_dir: Path, report: Callable[[Path, str], None] | None = N
             runs_path.unlink(missing_ok=True)  # the runs first: traces without runs are removed next time
             traces_path.unlink(missing_ok=True)
             continue
-        expected = pc.sum(runs["rows"]).as_py() or 0
+        expected = pc.sum(rows).as_py() or 0
         if parquet_rows(traces_path) == expected:
             continue
         report(traces_path, f"has {parquet_rows(traces_path)} rows, expected {expected}")
         _keep_whole_runs(runs_path, traces_path)
 
 
-def trace_rows(runs_path: Path, runs: pa.Table) -> pa.Array:
+def trace_rows(runs_path: Path) -> pa.Array:
     """The trace rows each run of a chunk has: its ``trace_rows``, or ``iterations + 1`` in a chunk
-    written before sampling (no such column)."""
+    written before sampling (no such column). One read of the runs file."""
     import pyarrow.compute as pc
 
     if "trace_rows" in read_schema(runs_path).names:
         return read_table(runs_path, columns=["trace_rows"])["trace_rows"].combine_chunks()
-    return pc.add(runs["iterations"], 1).combine_chunks()
+    return pc.add(read_table(runs_path, columns=["iterations"])["iterations"], 1).combine_chunks()
 
 
 def _keep_whole_runs(runs_path: Path, traces_path: Path) -> None:
@@ -638,7 +637,7 @@ def _keep_whole_runs(runs_path: Path, traces_path: Path) -> None:
     runs, traces = read_table(runs_path), read_table(traces_path)
     values, counts = pc.value_counts(traces["run_id"]).flatten()
     counts = dict(zip(values.to_pylist(), counts.to_pylist(), strict=True))
-    run_ids, rows = runs["run_id"].to_pylist(), trace_rows(runs_path, runs).to_pylist()
+    run_ids, rows = runs["run_id"].to_pylist(), trace_rows(runs_path).to_pylist()
     keep = [counts.get(r) == n for r, n in zip(run_ids, rows, strict=True)]
     runs = runs.filter(pa.array(keep, pa.bool_()))
     kept = pc.is_in(traces["run_id"], value_set=runs["run_id"].combine_chunks())

@@ -317,3 +317,23 @@ def test_the_benchmark_figures_apply_to_a_study_across_problems_only(benchmark, 
         sub = runs[keep]
         for stem in BENCHMARK_FIGURES:
             assert REGISTRY[stem].figure(traces[traces["run_id"].isin(sub["run_id"])], sub) is None, stem
+
+
+def test_the_study_of_runs_without_a_seed_column_takes_each_objective_as_one_problem():
+    """The figures' study compares runs that carry no seed: each objective is then one problem."""
+    from runner.figures._benchmark import study
+
+    runs = pd.DataFrame(
+        {
+            "run_id": list("abcd"),
+            "status": ["converged"] * 4,
+            "objective": ["quartic"] * 4,
+            "optimizer": ["gd", "gd", "adam", "adam"],
+            "lr": [0.1, 0.01, 0.1, 0.01],
+            "f": [1.0, 2.0, 4.0, 3.0],
+            "f_star": [0.0] * 4,
+        }
+    )
+    s = study(runs)
+    assert s.problem == ("objective",)
+    assert dict(zip(s.best["optimizer"], s.best["lr"], strict=True)) == {"gd": 0.1, "adam": 0.01}

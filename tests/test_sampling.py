@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 
 import runner
-from runner.batched import Job, minimize_batch, run_jobs
+from runner.batched import Job, minimize_batch, plan_jobs, run_jobs
 from runner.config import check_settings
 from runner.loop import minimize
 from runner.run import run
@@ -187,6 +187,8 @@ def test_a_sampled_batched_sweep_keeps_the_full_sweeps_rows_and_runs(tmp_path, t
     # load() and load_runs() read the sampled sweep; a rerun finds every run finished.
     assert len(runner.load(tmp_path / "sampled")) == len(rows)
     assert runner.load_runs(tmp_path / "sampled")["trace_rows"].tolist() == runs["trace_rows"].to_list()
+    # a dry run reads the sampled chunks as whole (their trace_rows, not iterations + 1): all done
+    assert plan_jobs(part_jobs, tmp_path / "sampled") == ["done"] * len(part_jobs)
     again = run_jobs(part_jobs, tmp_path / "sampled")
     assert all(o.get("skipped") for o in again)
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 from runner.figures._data import SETTING_KEYS, profiles
 from runner.figures._layout import swept_keys
-from runner.figures._style import _fmt, _ordered, _styles
+from runner.figures._style import _ordered, _styles
 
 SOLVER = "optimizer"
 BEST_RULE = "Each optimizer at its best lr per objective: the smallest median final f − f* over the seeds (f where f* is unknown), a tie going to the smaller lr."  # noqa: E501
@@ -43,9 +43,9 @@ class Study:
 
 def study(runs: pd.DataFrame) -> Study:
     """The runs compared: every optimizer's runs at its best lr per objective (all seeds)."""
-    best = profiles.best_lr(runs, by=(SOLVER, "objective"))
-    chosen = profiles.at_best_lr(runs, best, by=(SOLVER, "objective"))
     problem = profiles.PROBLEM if "seed" in runs.columns else ("objective",)
+    best = profiles.best_lr(runs, by=(SOLVER, "objective"), problem=problem)
+    chosen = profiles.at_best_lr(runs, best, by=(SOLVER, "objective"))
     solvers = [v for v in _ordered(runs[SOLVER]) if v is not None]
     return Study(best, chosen, problem, _styles(solvers), solvers)
 
@@ -81,7 +81,3 @@ def reference_note(ref: pd.DataFrame) -> str:
     if found:
         parts.append(f"f_L = the best f any optimizer reached on {', '.join(found)}")
     return "; ".join(parts) + "." if parts else ""
-
-
-def line_label(solver, value: float, what: str) -> str:
-    return f"{_fmt(solver)}: {what} {value:.0%}"
