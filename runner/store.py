@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from runner.columns import COLUMN_TYPES, jsonable, typed_array
+from runner.splice import splice
 from runner.trace import FINAL_STATUSES, RunResult
 
 TRACE_FILE = "trace.parquet"
@@ -227,6 +228,13 @@ def write_row_groups(path: Path, schema: pa.Schema, tables: Iterable[pa.Table], 
 
 def copy_file(source: Path, path: Path) -> None:
     atomic_write(path, lambda tmp: shutil.copyfile(source, tmp))
+
+
+def join_parquet(sources: list[Path], path: Path) -> None:
+    """The rows of the parquet files ``sources``, in order, as one file at ``path``, their bytes copied
+    (:func:`runner.splice.splice`); :class:`runner.splice.CannotSplice`, and ``path`` as it was, where they
+    cannot be joined so."""
+    atomic_write(path, lambda tmp: splice(sources, tmp))
 
 
 def built_after_its_runs(table_path: Path, sweep_dir: Path, summaries: list[Path] | None = None) -> bool:

@@ -31,6 +31,7 @@ import pyarrow as pa
 
 from runner.columns import COLUMN_TYPES, typed_array, utc_datetime
 from runner.config import config_columns, config_types
+from runner.splice import CannotSplice
 from runner.store import (
     PARTS_DIR,
     RUNS_FILE,
@@ -41,6 +42,7 @@ from runner.store import (
     chunk_files,
     copy_file,
     job_summaries,
+    join_parquet,
     read_schema,
     read_summary,
     read_table,
@@ -293,10 +295,22 @@ def write_tables(sweep_dir: str | Path) -> pa.Table:
 
 
 def _write_traces(path: Path, sources: list[_TraceSource]) -> None:
-    """The sources' rows, in order, as one parquet file, in row groups of about ``ROW_GROUP_ROWS``."""
+    """The sources' rows, in order, as one parquet file.
+
+    Chunk files of one schema are joined as they are, their row groups' bytes copied
+    (:func:`runner.splice.splice`): no row is decoded, so the parent's share of a sweep run on
+    every core stays a file copy. Otherwise the rows are read and encoded again, in row groups of
+    about ``ROW_GROUP_ROWS``.
+    """
     if not sources:
         write_table(path, _no_traces(), store_schema=False)
         return
+    if all(not source.constants for source in sources):  # chunk files alone: joined byte for byte, when they can be
+        try:
+            join_parquet([source.path for source in sources], path)
+            return
+        except CannotSplice:  # schemas differ (the chunks swept different keys): the rows are encoded again
+            pass
     # The columns of every source, in order of appearance; "permissive" as in _concat.
     schemas = [source.schema() for source in sources]
     text = _clashes(schemas)

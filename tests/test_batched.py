@@ -20,6 +20,7 @@ from runner.batched import BatchSamplers, Job, minimize_batch, run_jobs
 from runner.config import run_rng
 from runner.loop import EpochSampler, minimize
 from runner.run import run
+from runner.splice import CannotSplice
 from runner.store import PARTS_DIR
 from runner.tables import collect, write_tables
 
@@ -201,6 +202,13 @@ def test_a_sweep_of_one_chunk_takes_its_files_as_the_tables(tmp_path, monkeypatc
     assert (tmp_path / "traces.parquet").read_bytes() == part.read_bytes()  # copied, not encoded again
     copied = runner.load(tmp_path), runner.load_runs(tmp_path)
     monkeypatch.setattr(sweep, "_single_chunk", lambda sweep_dir: None)
+    sweep.write_tables(tmp_path)
+    assert (tmp_path / "traces.parquet").read_bytes() == part.read_bytes()  # one chunk file joined alone: itself
+
+    def refuse(sources, path):
+        raise CannotSplice("encode them")
+
+    monkeypatch.setattr(sweep, "join_parquet", refuse)
     sweep.write_tables(tmp_path)
     assert (tmp_path / "traces.parquet").read_bytes() != part.read_bytes()
     encoded = runner.load(tmp_path), runner.load_runs(tmp_path)

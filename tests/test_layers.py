@@ -23,7 +23,7 @@ LAYERS = {
     "config": ["runner.config", "runner.validate"],
     # one run's computation: the shared stopping rules, the loop, scipy's own driver
     "drivers": ["runner.stopping", "runner.loop", "runner.scipy_driver"],
-    "storage": ["runner.store"],
+    "storage": ["runner.store", "runner.splice"],
     # the sweep as one dataset, which configs won (best), comparisons across problems (profiles)
     "tables": ["runner.tables", "runner.best", "runner.profiles"],
     # runs that write files: one (run), or many batched (batched: chunk files, and run() for the rest)
