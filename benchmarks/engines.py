@@ -30,6 +30,8 @@ import tempfile
 from pathlib import Path
 from time import perf_counter
 
+from _env import child_environment
+
 REPO = Path(__file__).resolve().parent.parent
 BATCHED = re.compile(r"batched: (\d+) of (\d+) runs in ([0-9.]+) s")
 
@@ -61,13 +63,13 @@ def run(engine: str, lrs: list[float], wds: list[float], out: Path, n_jobs: int)
         "max_iter=1000",
         "tol=0",
         "hydra.callbacks.sweep_end.figures=false",
+        "hydra.callbacks.sweep_end.report=false",
         f"hydra.sweep.dir={out}",
     ]
     if engine == "ray":  # the chunks' tasks on as many cores as the other engines' processes
         args.append(f"+hydra.launcher.ray.init.num_cpus={n_jobs}")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     start = perf_counter()
-    done = subprocess.run(args, cwd=out.parent, env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(args, cwd=out.parent, env=child_environment(), capture_output=True, text=True, check=False)
     elapsed = perf_counter() - start
     found = BATCHED.search(done.stdout)
     if done.returncode != 0 or found is None:

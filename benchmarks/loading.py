@@ -15,12 +15,13 @@ Options: ``--configs N`` (default 20,000), ``--dir D`` reuses (or builds into) a
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from _env import child_environment
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -37,7 +38,7 @@ print(len(df), elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def env() -> dict:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(":")}
+    return child_environment()
 
 
 def build(out: Path, configs: int) -> None:

@@ -26,9 +26,17 @@ from pathlib import Path
 from time import perf_counter
 
 import pyarrow.parquet as pq
+from _env import child_environment
 
 REPO = Path(__file__).resolve().parent.parent
-GRID = ["objective=sin_cos", "optimizer=adam", "tol=0", "max_iter=1000", "hydra.callbacks.sweep_end.figures=false"]
+GRID = [
+    "objective=sin_cos",
+    "optimizer=adam",
+    "tol=0",
+    "max_iter=1000",
+    "hydra.callbacks.sweep_end.figures=false",
+    "hydra.callbacks.sweep_end.report=false",
+]
 
 
 def lrs(n: int) -> str:
@@ -41,7 +49,7 @@ def epsilons(n: int) -> str:
 
 def sweep(out: Path, *extra: str) -> tuple[float, int]:
     """Wall time and peak RSS (bytes) of one batched sweep into ``out``, run from the shell."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = child_environment()
     command = [sys.executable, "-m", "runner", "-m", "hydra/launcher=batched", *GRID, *extra, f"hydra.sweep.dir={out}"]
     start = perf_counter()
     child = subprocess.Popen(command, cwd=out.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 import sys
 import time
 import uuid
@@ -583,7 +584,6 @@ def _chunk_tables(
     columns["nfev"] = nfev
     columns["ngev"] = iteration if result.minibatch else nfev
     arrays = {name: pa.array(values) for name, values in columns.items()}
-    owner = pa.array(owner.astype(np.int32))
     constants = [
         {"run_id": run_id, "config_id": config_id, "f_star": f_star, **columns}
         for run_id, (_, config_id), columns in zip(run_ids, ids, config_cols, strict=False)
@@ -597,26 +597,55 @@ def _chunk_tables(
     return runs, pa.table(arrays)
 
 
-def _repeat(values: pa.Array, owner: pa.Array) -> pa.Array:
+def _repeat(values: pa.Array, owner: np.ndarray) -> pa.Array:
     """``values.take(owner)``: each run's constants over its trace rows (``owner[i]`` is row i's run).
 
     Dictionary-encoded, the runs' distinct values indexed through ``owner``: the repeated column is never built.
     Parquet stores such a column dictionary-encoded, and the file is written without its
     Arrow schema (:func:`runner.store.write_part`), so it reads back in the plain type (string, double,
     int64, bool), as a job's trace.parquet does. Every chunk encodes a column alike, so that
-    chunks concatenate: a null is a null index; parquet has no dictionary of lists, so a list
-    column (betas, x0) is repeated.
+    chunks concatenate: a null is a null index, never a null in the dictionary; a float is told
+    apart by its bits (-0.0 is not 0.0). Parquet has no dictionary of lists, so a list column
+    (betas, x0) is repeated. All of it in numpy on the chunk's few runs, so that a sweep never
+    imports pyarrow.compute (0.1 s) for it.
     """
+    python = values.to_pylist()
     if pa.types.is_list(values.type):
-        return pa.nulls(len(owner), values.type) if values.null_count == len(values) else values.take(owner)
-    if values.null_count == len(values):  # objective.data: null in every run
-        return pa.DictionaryArray.from_arrays(pa.nulls(len(owner), pa.int32()), values.drop_null())
-    # Each distinct value once, nulls as null indices (parquet writes no null in a dictionary): a dictionary that
-    # repeats a value (every run's status "converged") is written plain, its column 20 times larger and slower.
-    encoded = values.dictionary_encode()
-    if len(encoded.dictionary) == len(values):  # distinct already (run_id, job): owner indexes them as they are
-        return pa.DictionaryArray.from_arrays(owner, values)
-    return pa.DictionaryArray.from_arrays(encoded.indices.take(owner), encoded.dictionary)
+        return _repeat_lists(python, values.type, owner)
+    codes, distinct = {}, []
+    index = np.empty(len(python), dtype=np.int32)
+    for i, value in enumerate(python):
+        if value is None:
+            index[i] = -1
+            continue
+        key = (float, struct.pack("<d", value)) if isinstance(value, float) else (type(value), value)
+        if key not in codes:
+            codes[key] = len(distinct)
+            distinct.append(value)
+        index[i] = codes[key]
+    taken = index[owner]
+    missing = taken < 0
+    indices = pa.array(taken, type=pa.int32(), mask=missing if missing.any() else None)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(distinct, type=values.type))
+
+
+def _repeat_lists(python: list, type_: pa.ListType, owner: np.ndarray) -> pa.Array:
+    """A list column's value of each run over its rows (``owner[i]`` is row i's run); a null list stays null."""
+    lengths = np.array([0 if v is None else len(v) for v in python], dtype=np.int64)
+    flat = np.array([x for v in python if v is not None for x in v], dtype=type_.value_type.to_pandas_dtype())
+    starts = np.cumsum(lengths) - lengths
+    row_lengths = lengths[owner]
+    offsets = np.zeros(len(owner) + 1, dtype=np.int64)
+    np.cumsum(row_lengths, out=offsets[1:])
+    gather = np.repeat(starts[owner] - offsets[:-1], row_lengths) + np.arange(offsets[-1])
+    missing = np.array([v is None for v in python], dtype=bool)[owner]
+    validity = pa.array(~missing).buffers()[1] if missing.any() else None
+    offsets = pa.array(offsets.astype(np.int32)).buffers()[1]
+    values = pa.array(flat[gather], type=type_.value_type)
+    # From its buffers: ListArray.from_arrays would import pyarrow.compute.
+    return pa.Array.from_buffers(
+        type_, len(owner), [validity, offsets], null_count=int(missing.sum()), children=[values]
+    )
 
 
 # ----------------------------------------------------------------------------- the sweep

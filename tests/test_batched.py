@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -697,3 +698,35 @@ def test_cli_bad_values_in_a_sweep_give_the_same_statuses_under_both_launchers(t
     assert errors["lr=0.3/objective.x0=[True,False]"] == (
         "objective.x0=[True, False]: expected a list of numbers, a number or null"
     )
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pa.array([0.5, -0.0, 0.0, None, float("nan"), 0.5, float("nan")]),
+        pa.array(["adam", None, "adam", "sgd"]),
+        pa.array([True, False, None, True]),
+        pa.array([3, 3, None, -2], pa.int64()),
+        pa.array([None, None], pa.float64()),
+        pa.array([[0.9, 0.999], None, [], [1.0]], pa.list_(pa.float64())),
+        pa.array([None, None], pa.list_(pa.float64())),
+    ],
+    ids=["floats", "text", "bools", "ints", "all-null", "lists", "null-lists"],
+)
+def test_a_runs_constants_over_its_rows_are_arrows_take(values):
+    """Each run's constant over its rows, dictionary-encoded in numpy: what Arrow's own take gives, value for
+    value and bit for bit (-0.0 stays -0.0, NaN stays NaN), nulls where the run's value is null."""
+    owner = np.repeat(np.arange(len(values)), np.arange(len(values)) % 3 + 1)
+    repeated = batched._repeat(values, owner)
+    plain = repeated.cast(values.type) if pa.types.is_dictionary(repeated.type) else repeated
+    expected = values.take(pa.array(owner))
+    assert plain.type == expected.type and plain.null_count == expected.null_count
+    if pa.types.is_floating(values.type):
+        got, want = plain.to_numpy(zero_copy_only=False), expected.to_numpy(zero_copy_only=False)
+        assert np.array_equal(got.view(np.int64), want.view(np.int64))  # NaN and -0.0 by their bits
+    else:
+        assert plain.to_pylist() == expected.to_pylist()
+    if pa.types.is_dictionary(repeated.type):  # each distinct value once: 0.0 and -0.0 twice, NaN once
+        present = [v for v in values.to_pylist() if v is not None]
+        distinct = {struct.pack("<d", v) for v in present} if pa.types.is_floating(values.type) else set(present)
+        assert len(repeated.dictionary) == len(distinct)
