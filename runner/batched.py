@@ -569,7 +569,6 @@ def _chunk_tables(
     types = record_types(jobs[0].config)
     runs = runs_table(records, types, coerced=True)
 
-    owner = np.repeat(np.arange(n), counts)
     iteration = column(result.kept[slot], result.iterations)
     nfev = iteration + 1
     columns = {
@@ -591,27 +590,27 @@ def _chunk_tables(
     names = list(dict.fromkeys(name for row in constants for name in row))
     for name in names:
         values = [row.get(name) for row in constants]
-        arrays[name] = _repeat(typed_array(values, types.get(name), coerced=name in types), owner)
-    arrays["status"] = _repeat(pa.array(result.statuses, type=pa.string()), owner)
-    arrays["job"] = _repeat(pa.array([job.name for job in jobs], type=pa.string()), owner)
+        arrays[name] = _repeat(typed_array(values, types.get(name), coerced=name in types), counts)
+    arrays["status"] = _repeat(pa.array(result.statuses, type=pa.string()), counts)
+    arrays["job"] = _repeat(pa.array([job.name for job in jobs], type=pa.string()), counts)
     return runs, pa.table(arrays)
 
 
-def _repeat(values: pa.Array, owner: np.ndarray) -> pa.Array:
-    """``values.take(owner)``: each run's constants over its trace rows (``owner[i]`` is row i's run).
+def _repeat(values: pa.Array, counts: np.ndarray) -> pa.Array:
+    """Each run's constant over its trace rows: ``values[b]`` repeated ``counts[b]`` times, runs in order.
 
-    Dictionary-encoded, the runs' distinct values indexed through ``owner``: the repeated column is never built.
+    Dictionary-encoded, the runs' distinct values indexed over the rows: the repeated column is never built.
     Parquet stores such a column dictionary-encoded, and the file is written without its
     Arrow schema (:func:`runner.store.write_part`), so it reads back in the plain type (string, double,
     int64, bool), as a job's trace.parquet does. Every chunk encodes a column alike, so that
     chunks concatenate: a null is a null index, never a null in the dictionary; a float is told
     apart by its bits (-0.0 is not 0.0). Parquet has no dictionary of lists, so a list column
-    (betas, x0) is repeated. All of it in numpy on the chunk's few runs, so that a sweep never
-    imports pyarrow.compute (0.1 s) for it.
+    (betas, x0) is repeated. All of it in numpy on the chunk's few runs: Arrow's dictionary_encode
+    and take would import pyarrow.compute (0.1 s) into every sweep.
     """
     python = values.to_pylist()
     if pa.types.is_list(values.type):
-        return _repeat_lists(python, values.type, owner)
+        return _repeat_lists(python, values.type, counts)
     codes, distinct = {}, []
     index = np.empty(len(python), dtype=np.int32)
     for i, value in enumerate(python):
@@ -623,28 +622,33 @@ def _repeat(values: pa.Array, owner: np.ndarray) -> pa.Array:
             codes[key] = len(distinct)
             distinct.append(value)
         index[i] = codes[key]
-    taken = index[owner]
-    missing = taken < 0
-    indices = pa.array(taken, type=pa.int32(), mask=missing if missing.any() else None)
+    rows = np.repeat(index, counts)
+    missing = np.repeat(index < 0, counts) if len(distinct) < len(python) else None  # distinct: no null
+    indices = pa.array(rows, type=pa.int32(), mask=missing if missing is not None and missing.any() else None)
     return pa.DictionaryArray.from_arrays(indices, pa.array(distinct, type=values.type))
 
 
-def _repeat_lists(python: list, type_: pa.ListType, owner: np.ndarray) -> pa.Array:
-    """A list column's value of each run over its rows (``owner[i]`` is row i's run); a null list stays null."""
+def _repeat_lists(python: list, type_: pa.ListType, counts: np.ndarray) -> pa.Array:
+    """A list column's value of each run over its rows; a null list stays null. Built from its buffers:
+    ListArray.from_arrays would import pyarrow.compute."""
+    dtype = type_.value_type.to_pandas_dtype()
     lengths = np.array([0 if v is None else len(v) for v in python], dtype=np.int64)
-    flat = np.array([x for v in python if v is not None for x in v], dtype=type_.value_type.to_pandas_dtype())
-    starts = np.cumsum(lengths) - lengths
-    row_lengths = lengths[owner]
-    offsets = np.zeros(len(owner) + 1, dtype=np.int64)
+    row_lengths = np.repeat(lengths, counts)
+    offsets = np.zeros(len(row_lengths) + 1, dtype=np.int32)
     np.cumsum(row_lengths, out=offsets[1:])
-    gather = np.repeat(starts[owner] - offsets[:-1], row_lengths) + np.arange(offsets[-1])
-    missing = np.array([v is None for v in python], dtype=bool)[owner]
+    if lengths.any() and (lengths == lengths[0]).all():  # every run's list as long (x0, betas): rows of a matrix
+        flat = np.repeat(np.array(python, dtype=dtype), counts, axis=0).reshape(-1)
+    else:
+        pieces = [np.tile(np.asarray(v or [], dtype=dtype), c) for v, c in zip(python, counts, strict=True)]
+        flat = np.concatenate([np.empty(0, dtype=dtype), *pieces])
+    missing = np.repeat(np.array([v is None for v in python], dtype=bool), counts)
     validity = pa.array(~missing).buffers()[1] if missing.any() else None
-    offsets = pa.array(offsets.astype(np.int32)).buffers()[1]
-    values = pa.array(flat[gather], type=type_.value_type)
-    # From its buffers: ListArray.from_arrays would import pyarrow.compute.
     return pa.Array.from_buffers(
-        type_, len(owner), [validity, offsets], null_count=int(missing.sum()), children=[values]
+        type_,
+        len(row_lengths),
+        [validity, pa.array(offsets).buffers()[1]],
+        null_count=int(missing.sum()),
+        children=[pa.array(flat, type=type_.value_type)],
     )
 
 

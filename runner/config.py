@@ -156,11 +156,12 @@ def _config_fields(cfg: dict) -> dict:
         "objective": (registry_name(cfg["objective"]), pa.string()),
         "optimizer": (registry_name(cfg["optimizer"]), pa.string()),
     }
+    declared = {group: factory_types(cfg[group].get("_target_")) for group in ("objective", "optimizer")}
     for key, value in _leaves(cfg):
         if key not in ("objective._target_", "optimizer._target_", "optimizer.lr"):
             group, _, name = key.rpartition(".")
-            declared = factory_types(cfg[group].get("_target_")) if group in ("objective", "optimizer") else {}
-            fields[key] = (value, declared.get(name) or SETTING_TYPES.get(key) or value_type(value))
+            type_ = declared[group].get(name) if group in declared else None
+            fields[key] = (value, type_ or SETTING_TYPES.get(key) or value_type(value))
     return fields
 
 
@@ -188,11 +189,20 @@ def factory_types(target) -> dict:
     """
     if not isinstance(target, str) or not (target in _project_targets() or target.rpartition(".")[0] in sys.modules):
         return {}
+    if target in _FACTORY_TYPES:
+        return _FACTORY_TYPES[target]
     try:
         kinds = keys_of(factory_of({"_target_": target}, "?"))[0]
     except Exception:  # an unimportable target is the run's own error; its columns are typed by their values
         return {}
-    return {name: kind.arrow_type for name, kind in kinds.items() if kind.arrow_type is not None}
+    # Kept once found (a sweep types every run's columns, 2 lookups a run); an unimportable target is looked up again.
+    types = _FACTORY_TYPES[target] = {
+        name: kind.arrow_type for name, kind in kinds.items() if kind.arrow_type is not None
+    }
+    return types
+
+
+_FACTORY_TYPES: dict[str, dict] = {}
 
 
 @functools.cache

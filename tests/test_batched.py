@@ -716,8 +716,9 @@ def test_cli_bad_values_in_a_sweep_give_the_same_statuses_under_both_launchers(t
 def test_a_runs_constants_over_its_rows_are_arrows_take(values):
     """Each run's constant over its rows, dictionary-encoded in numpy: what Arrow's own take gives, value for
     value and bit for bit (-0.0 stays -0.0, NaN stays NaN), nulls where the run's value is null."""
-    owner = np.repeat(np.arange(len(values)), np.arange(len(values)) % 3 + 1)
-    repeated = batched._repeat(values, owner)
+    counts = np.arange(len(values)) % 3 + 1
+    owner = np.repeat(np.arange(len(values)), counts)
+    repeated = batched._repeat(values, counts)
     plain = repeated.cast(values.type) if pa.types.is_dictionary(repeated.type) else repeated
     expected = values.take(pa.array(owner))
     assert plain.type == expected.type and plain.null_count == expected.null_count
