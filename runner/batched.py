@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import struct
 import sys
 import time
@@ -806,14 +807,19 @@ def run_jobs(
 
 def _not_in_folders(sweep_dir: Path, jobs: Sequence[Job], ids: Sequence, group: _Group, outcomes: list) -> tuple:
     """The group's members, less those whose job folder holds a finished run of their config (their
-    outcome is that run's, skipped); any other run in a member's folder is taken out, for the batch's
-    to replace it. Only the members' folders are looked at: one ``stat`` a job."""
+        outcome is that run's, skipped); any other run in a member's folder is taken out, for the batch's
+        to replace it. Only the members' folders are looked at: a listing of the sweep folder, and one ``stat``
+    for a job whose first folder is there."""
     keep = []
+    # A job's folder is below its first path part: one listing rules out every job of a new sweep at once.
+    entries = set(os.listdir(sweep_dir)) if sweep_dir.is_dir() else set()
     for b, i in enumerate(group.indices):
-        folder = sweep_dir / jobs[i].name
-        if not (folder / SUMMARY_FILE).is_file():
+        name = jobs[i].name
+        head = name.partition("/")[0]
+        if (head and head not in entries) or not (sweep_dir / name / SUMMARY_FILE).is_file():
             keep.append(b)
             continue
+        folder = sweep_dir / name
         summary, _ = finished_run(folder, ids[i][0])
         if summary is not None:
             outcomes[i] = {**summary, "job": jobs[i].name, "skipped": True}

@@ -493,6 +493,8 @@ def composer():
         ["optimizer=adam", "optimizer.betas.0=0.5", "lr=0.1"],  # an element of a list
         ["objective=two_layer_net", "seed=4", "lr=0.1"],  # objective.seed: ${seed}, resolved from the job's seed
         ["max_iter=1", "lr=1"],  # the same value again (int, float), the shapes' values read back from Hydra
+        ["optimizer.lr=0.5", "lr=0.1"],  # a value in place of the template's ${lr}
+        ["objective.x0=[${lr},1]", "lr=2"],  # an interpolation inside a job's value
     ],
 )
 def test_fast_composition_equals_load_sweep_config(composer, overrides):

@@ -61,6 +61,7 @@ class _Shape:
     full: DictConfig  # the full config, for a custom hydra.sweep.subdir
     template: dict  # the task config before the value overrides, unresolved
     references: frozenset  # paths of the template's interpolations on untyped nodes
+    interpolations: tuple = ()  # (path, text) of every interpolation of the template, found once
     subdir_is_dirname: bool = True
     job_dir: bool = False  # the dirname through runner.store.job_dir
     dirname: dict = field(default_factory=dict)
@@ -84,6 +85,19 @@ class _Shape:
             config = _with(config, *self.value(override))
         return config
 
+    def interpolations_of(self, unresolved: dict, values: list[Override]) -> list:
+        """:func:`_interpolations` of a job's ``unresolved`` config, without walking all of it: the
+        template's, but where the job's values replace them, and any in the job's values."""
+        changed = [self.value(override)[0] for override in values]
+
+        def replaced(path: tuple) -> bool:
+            return any(path[: len(c)] == c or c[: len(path)] == path for c in changed)
+
+        found = [(path, text) for path, text in self.interpolations if not replaced(path)]
+        for path in changed:
+            found.extend(_interpolations(_plain_at(unresolved, path), path))
+        return found
+
 
 def _interpolations(node: Any, path: tuple = ()):
     """``(path, text)`` of every string in a plain container that OmegaConf would resolve."""
@@ -101,17 +115,25 @@ def _interpolations(node: Any, path: tuple = ()):
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)\}")
 
 
-def _resolved(unresolved: dict, references: frozenset) -> dict | None:
+def _plain_at(container: Any, path: tuple) -> Any:
+    for key in path:
+        container = container[int(key) if isinstance(container, list) else key]
+    return container
+
+
+def _resolved(unresolved: dict, references: frozenset, interpolations: list | None = None) -> dict | None:
     """``OmegaConf.to_container(task, resolve=True)``, given ``unresolved``, the task config unresolved.
 
     OmegaConf parses every interpolation it resolves (about 0.1 ms each). A leaf at one of
     ``references`` (an untyped node) that is just ``${a.b}``, naming a plain value (no
     interpolation, not missing), resolves to that value, taken from ``unresolved``. Any
     other interpolation returns None: OmegaConf resolves it. The containers on the path
-    to a resolved leaf are copied; the rest is shared with ``unresolved``.
+    to a resolved leaf are copied; the rest is shared with ``unresolved``. ``interpolations``:
+    those of ``unresolved``, when the caller knows them (:meth:`_Shape.interpolations_of`).
     """
     resolved = unresolved
-    for path, text in list(_interpolations(unresolved)):
+    found = list(_interpolations(unresolved)) if interpolations is None else interpolations
+    for path, text in found:
         match = _REFERENCE.fullmatch(text)
         value = _plain_value(unresolved, match.group(1).split(".")) if match else _NOT_PLAIN
         if value is _NOT_PLAIN or path not in references:
@@ -246,14 +268,14 @@ class SweepComposer:
             subdir = OmegaConf.to_container(base.hydra.sweep, resolve=False).get("subdir")
             dirname = OmegaConf.to_container(base.hydra.job.config.override_dirname, resolve=True)
             template = OmegaConf.to_container(task, resolve=False)
-            references = frozenset(
-                path for path, _ in _interpolations(template) if isinstance(_node(task, path), AnyNode)
-            )
+            interpolations = tuple(_interpolations(template))
+            references = frozenset(path for path, _ in interpolations if isinstance(_node(task, path), AnyNode))
             shape = _Shape(
                 task=task,
                 full=base,
                 template=template,
                 references=references,
+                interpolations=interpolations,
                 subdir_is_dirname=subdir in DIRNAME_SUBDIRS,
                 job_dir=DIRNAME_SUBDIRS.get(subdir, False),
                 dirname=dirname,
@@ -317,7 +339,7 @@ class SweepComposer:
     def _composed(shape: _Shape, values: list[Override], subdir: str) -> ComposedJob:
         """The job with the value overrides ``values``, in the folder ``subdir``."""
         unresolved = shape.unresolved(values)
-        resolved = _resolved(unresolved, shape.references)
+        resolved = _resolved(unresolved, shape.references, shape.interpolations_of(unresolved, values))
         if resolved is None:  # an interpolation only OmegaConf resolves: the job's values in the shared config
             hydra_private.apply_overrides(values, shape.task)
             resolved = OmegaConf.to_container(shape.task, resolve=True)
