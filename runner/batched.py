@@ -60,7 +60,11 @@ from runner.optimizers import Optimizer
 from runner.run import run
 from runner.stopping import gradient_norm, stop_reason
 from runner.store import (
+    PARTS_DIR,
     SUMMARY_FILE,
+    TRACES_FILE,
+    TracesJoin,
+    chunk_files,
     drop_job_run,
     drop_runs,
     earlier_runs,
@@ -782,26 +786,40 @@ def run_jobs(
         chunk_size=chunk_size,
         max_chunk_bytes=max_chunk_bytes,
     )
+    # A new sweep's traces.parquet is joined from its chunk files as they end, while the others still run.
+    joining = TracesJoin(sweep_dir) if chunks and not chunk_files(sweep_dir, TRACES_FILE) else None
     ended = (engine or in_process)(run_chunk, chunks)
     try:
-        for count, (k, done) in enumerate(ended, start=1):
-            if isinstance(done, BaseException):  # the chunk never ran to its end: each of its runs failed
-                failed = record_failed(sweep_dir, chunks[k], done)
-                outcomes_of_chunk, iterations = failed, 0
-            else:
-                outcomes_of_chunk, iterations = done.outcomes, done.iterations
-                alone.extend(done.alone)
-            for i, outcome in outcomes_of_chunk.items():
-                outcomes[i] = outcome
-            if progress is not None:
-                statuses = [outcome["status"] for outcome in outcomes_of_chunk.values()]
-                progress(statuses, iterations, count, len(chunks), budget)
-            if not isinstance(done, BaseException) and done.interrupted:
-                raise KeyboardInterrupt
-    finally:  # stopped early (Ctrl-C): the engine stops what it still runs
-        getattr(ended, "close", lambda: None)()
-    for i in sorted(alone):
-        outcomes[i] = fallback(i, jobs[i])
+        try:
+            for count, (k, done) in enumerate(ended, start=1):
+                if isinstance(done, BaseException):  # the chunk never ran to its end: each of its runs failed
+                    failed = record_failed(sweep_dir, chunks[k], done)
+                    outcomes_of_chunk, iterations = failed, 0
+                    if joining is not None:
+                        joining.give_up()
+                else:
+                    outcomes_of_chunk, iterations = done.outcomes, done.iterations
+                    alone.extend(done.alone)
+                    if joining is not None:
+                        part = sweep_dir / PARTS_DIR / f"{chunks[k].name}.{TRACES_FILE}"
+                        joining.ended(k, part if part.is_file() else None)
+                for i, outcome in outcomes_of_chunk.items():
+                    outcomes[i] = outcome
+                if progress is not None:
+                    statuses = [outcome["status"] for outcome in outcomes_of_chunk.values()]
+                    progress(statuses, iterations, count, len(chunks), budget)
+                if not isinstance(done, BaseException) and done.interrupted:
+                    raise KeyboardInterrupt
+        finally:  # stopped early (Ctrl-C): the engine stops what it still runs
+            getattr(ended, "close", lambda: None)()
+        for i in sorted(alone):
+            outcomes[i] = fallback(i, jobs[i])
+        if joining is not None:
+            joining.finish()
+    except BaseException:
+        if joining is not None:
+            joining.give_up()
+        raise
     return outcomes
 
 

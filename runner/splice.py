@@ -243,6 +243,74 @@ def _moved_row_groups(metadata: list, shift: int, first_ordinal: int, path: Path
     return groups
 
 
+class Joiner:
+    """Parquet files of one schema joined as they come: each file's row groups are copied to the end of
+    ``out_path`` when it is added, and :meth:`finish` writes the footer that lists them all.
+
+    What :func:`splice` does at once, spread over time: a sweep adds each chunk's file as its chunk
+    ends, while the other chunks still run, and has its ``traces.parquet`` once the last one is in.
+    A file whose schema differs from the first one's, or that uses what a splice does not move,
+    raises :class:`CannotSplice`; so does :meth:`finish` when a file added has changed since.
+    """
+
+    def __init__(self, out_path: Path):
+        self.out_path = Path(out_path)
+        self.added: list[tuple[Path, list, int, tuple]] = []  # (path, footer, data end, (size, mtime))
+        self._out = None
+
+    def check(self, path: Path, metadata: list) -> None:
+        """Raise :class:`CannotSplice` when ``metadata`` (a file's footer) cannot join the files added."""
+        first_path, first = (self.added[0][0], self.added[0][1]) if self.added else (path, metadata)
+        _check_joinable(first_path, first, path, metadata)
+
+    def add(self, path: Path, footer: tuple[list, int] | None = None) -> None:
+        """Copy ``path``'s row groups to the end of the file being built (``footer``: its :func:`read_footer`)."""
+        path = Path(path)
+        metadata, data_end = read_footer(path) if footer is None else footer
+        self.check(path, metadata)
+        _moved_row_groups(metadata, 0, 0, path)  # moved by nothing: raises for what a splice does not move
+        stat = path.stat()
+        if self._out is None:
+            self._out = open(self.out_path, "wb")  # noqa: SIM115 (closed by finish or discard)
+            self._out.write(MAGIC)
+        with open(path, "rb") as source:
+            source.seek(len(MAGIC))
+            _copy(source, self._out, data_end - len(MAGIC))
+        self.added.append((path, metadata, data_end, (stat.st_size, stat.st_mtime_ns)))
+
+    def finish(self) -> int:
+        """Write the footer of every file added, in the order added, and close the file; return its rows."""
+        if not self.added:
+            raise CannotSplice("no files to join")
+        groups, rows, position = [], 0, len(MAGIC)
+        for path, metadata, data_end, stat in self.added:
+            now = path.stat()
+            if (now.st_size, now.st_mtime_ns) != stat:
+                raise CannotSplice(f"{path}: changed after it was joined")
+            groups += _moved_row_groups(metadata, position - len(MAGIC), len(groups), path)
+            rows += _field(metadata, FILE_NUM_ROWS)[2]
+            position += data_end - len(MAGIC)
+        merged = [list(f) for f in self.added[0][1]]
+        for f in merged:
+            if f[0] == FILE_NUM_ROWS:
+                f[2] = rows
+            elif f[0] == FILE_ROW_GROUPS:
+                f[2] = (_STRUCT, groups)
+        footer = bytearray()
+        _write_struct(footer, merged)
+        self._out.write(footer)
+        self._out.write(struct.pack("<I", len(footer)))
+        self._out.write(MAGIC)
+        self._out.close()
+        return rows
+
+    def discard(self) -> None:
+        """Close and remove the file being built."""
+        if self._out is not None:
+            self._out.close()
+        self.out_path.unlink(missing_ok=True)
+
+
 def splice(sources: list[Path], target_tmp: Path) -> int:
     """Write the rows of ``sources`` (parquet files of one schema), in order, as one parquet file at
     ``target_tmp``, copying their row groups' bytes; return its rows.
@@ -254,38 +322,24 @@ def splice(sources: list[Path], target_tmp: Path) -> int:
     if not sources:
         raise CannotSplice("no files to join")
     footers = [read_footer(p) for p in sources]
-    same = (FILE_SCHEMA, FILE_KEY_VALUES, FILE_COLUMN_ORDERS)
-    first = footers[0][0]
-    if any(_field(first, f) for f in FILE_ENCRYPTION):
-        raise CannotSplice(f"{sources[0]}: encrypted")
-    for path, (metadata, _) in zip(sources[1:], footers[1:], strict=True):
-        for field_id in same:
-            a, b = _field(first, field_id), _field(metadata, field_id)
-            if (a is None) != (b is None) or (a is not None and _encoded(a[2], a[1]) != _encoded(b[2], b[1])):
-                raise CannotSplice(f"{path}: its schema or column metadata differ from {sources[0]}'s")
-    groups, rows, position = [], 0, len(MAGIC)
-    for path, (metadata, data_end) in zip(sources, footers, strict=True):
-        groups += _moved_row_groups(metadata, position - len(MAGIC), len(groups), path)
-        rows += _field(metadata, FILE_NUM_ROWS)[2]
-        position += data_end - len(MAGIC)
-    merged = [list(f) for f in first]
-    for f in merged:
-        if f[0] == FILE_NUM_ROWS:
-            f[2] = rows
-        elif f[0] == FILE_ROW_GROUPS:
-            f[2] = (_STRUCT, groups)
-    footer = bytearray()
-    _write_struct(footer, merged)
-    with open(target_tmp, "wb") as out:
-        out.write(MAGIC)
-        for path, (_, data_end) in zip(sources, footers, strict=True):
-            with open(path, "rb") as source:
-                source.seek(len(MAGIC))
-                _copy(source, out, data_end - len(MAGIC))
-        out.write(footer)
-        out.write(struct.pack("<I", len(footer)))
-        out.write(MAGIC)
-    return rows
+    for path, (metadata, _) in zip(sources, footers, strict=True):
+        _check_joinable(sources[0], footers[0][0], path, metadata)
+        _moved_row_groups(metadata, 0, 0, path)
+    joiner = Joiner(target_tmp)
+    for path, footer in zip(sources, footers, strict=True):
+        joiner.add(path, footer)
+    return joiner.finish()
+
+
+def _check_joinable(first_path: Path, first: list, path: Path, metadata: list) -> None:
+    """Raise :class:`CannotSplice` unless ``metadata`` (a file's footer) says what ``first``'s does of the
+    columns (schema, key-value metadata, column orders), without encryption."""
+    if any(_field(metadata, f) for f in FILE_ENCRYPTION):
+        raise CannotSplice(f"{path}: encrypted")
+    for field_id in (FILE_SCHEMA, FILE_KEY_VALUES, FILE_COLUMN_ORDERS):
+        a, b = _field(first, field_id), _field(metadata, field_id)
+        if (a is None) != (b is None) or (a is not None and _encoded(a[2], a[1]) != _encoded(b[2], b[1])):
+            raise CannotSplice(f"{path}: its schema or column metadata differ from {first_path}'s")
 
 
 def _copy(source, out, length: int) -> None:

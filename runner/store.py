@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from runner.columns import COLUMN_TYPES, jsonable, typed_array
-from runner.splice import splice
+from runner.splice import CannotSplice, Joiner, splice
 from runner.trace import FINAL_STATUSES, RunResult
 
 TRACE_FILE = "trace.parquet"
@@ -543,6 +543,73 @@ def write_part(sweep_dir: Path, name: str, runs: list[pa.Table], traces: list[pa
         ),
     )
     atomic_write(parts / f"{name}.{RUNS_FILE}", lambda tmp: pq.write_table(runs_table, tmp))
+
+
+class TracesJoin:
+    """A new sweep's ``traces.parquet``, joined from its chunk files as its chunks end
+    (:class:`runner.splice.Joiner`), so that the copying is done while the other chunks still run.
+
+    ``ended(k, path)`` says chunk k ended, with its trace file (None: it wrote none); the files are
+    joined in chunk order, the name order of :func:`chunk_files`. :meth:`finish` renames the
+    result onto ``traces.parquet`` only when it holds every run of the sweep folder: every chunk
+    file, in order, and no job folder. Anything else (a chunk that failed, runs that ran alone,
+    a file that cannot be joined, a full disk) leaves the file to :func:`runner.tables.write_tables`,
+    as without this. The file is written as ``.traces.parquet.<pid>.tmp``: a killed sweep leaves a
+    stale temporary file, nothing else.
+    """
+
+    def __init__(self, sweep_dir: Path):
+        self.sweep_dir = Path(sweep_dir)
+        self.joiner = Joiner(temp_name(self.sweep_dir / TRACES_FILE))
+        self.ended_chunks: dict[int, Path | None] = {}
+        self.next = 0
+        self.given_up = False
+
+    def ended(self, k: int, path: Path | None) -> None:
+        if self.given_up:
+            return
+        self.ended_chunks[k] = path
+        try:
+            while self.next in self.ended_chunks:
+                part = self.ended_chunks.pop(self.next)
+                if part is not None:
+                    self.joiner.add(part)
+                self.next += 1
+        except (CannotSplice, OSError):
+            self.give_up()
+
+    def give_up(self) -> None:
+        self.given_up = True
+        self.joiner.discard()
+
+    def finish(self) -> bool:
+        """Rename the joined file onto ``traces.parquet`` when it holds every run of the folder; whether it did."""
+        joined = [path for path, *_ in self.joiner.added]
+        complete = not self.given_up and joined and joined == chunk_files(self.sweep_dir, TRACES_FILE)
+        if complete and not job_summaries(self.sweep_dir):
+            try:
+                self.joiner.finish()
+                os.replace(self.joiner.out_path, self.sweep_dir / TRACES_FILE)
+                return True
+            except (CannotSplice, OSError):
+                pass
+        self.give_up()
+        return False
+
+
+def joined_already(sweep_dir: Path) -> bool:
+    """Whether the sweep's ``traces.parquet`` holds the rows of exactly its chunk files, and it has no job
+    folders: :class:`TracesJoin` wrote it, after every chunk file (their rows counted from the footers)."""
+    table = Path(sweep_dir) / TRACES_FILE
+    parts = chunk_files(sweep_dir, TRACES_FILE)
+    if not parts or not table.is_file() or job_summaries(sweep_dir):
+        return False
+    if not built_after_its_runs(table, sweep_dir, summaries=[]):
+        return False
+    try:
+        return parquet_rows(table) == sum(parquet_rows(p) for p in parts)
+    except (OSError, pa.ArrowException):
+        return False
 
 
 def earlier_runs(

@@ -43,6 +43,7 @@ from runner.store import (
     copy_file,
     job_summaries,
     join_parquet,
+    joined_already,
     read_schema,
     read_summary,
     read_table,
@@ -282,14 +283,18 @@ def write_tables(sweep_dir: str | Path) -> pa.Table:
     are in memory, however big the sweep.
     """
     sweep_dir = Path(sweep_dir)
+    # The batched launcher joined a new sweep's traces.parquet as its chunks ended (runner.store.TracesJoin).
+    joined = joined_already(sweep_dir)
     if (single := _single_chunk(sweep_dir)) is not None:
         # The sweep is one chunk of the batched launcher, whose files hold exactly the tables'
         # rows and columns: copy them rather than decode and encode 1M rows again (0.3 s).
         for source, table in zip(single, (TRACES_FILE, RUNS_FILE), strict=True):
-            copy_file(source, sweep_dir / table)
+            if not (joined and table == TRACES_FILE):
+                copy_file(source, sweep_dir / table)
         return read_table(sweep_dir / RUNS_FILE)
     runs, sources = _sources(sweep_dir)
-    _write_traces(sweep_dir / TRACES_FILE, sources)
+    if not joined:
+        _write_traces(sweep_dir / TRACES_FILE, sources)
     write_table(sweep_dir / RUNS_FILE, runs)
     return runs
 

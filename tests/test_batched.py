@@ -210,6 +210,7 @@ def test_a_sweep_of_one_chunk_takes_its_files_as_the_tables(tmp_path, monkeypatc
         raise CannotSplice("encode them")
 
     monkeypatch.setattr(sweep, "join_parquet", refuse)
+    monkeypatch.setattr(sweep, "joined_already", lambda sweep_dir: False)  # as if the launcher had joined nothing
     sweep.write_tables(tmp_path)
     assert (tmp_path / "traces.parquet").read_bytes() != part.read_bytes()
     encoded = runner.load(tmp_path), runner.load_runs(tmp_path)

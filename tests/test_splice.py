@@ -16,11 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 
 import runner
-from runner import tables
+from runner import store, tables
 from runner.batched import run_jobs
 from runner.splice import CannotSplice, _read_struct, _write_struct, read_footer, splice
 from runner.store import PARTS_DIR, TRACES_FILE
-from tests.test_batched import GRIDS, jobs_of
+from tests.test_batched import GRIDS, config, jobs_of
 
 
 def footer_bytes(path) -> bytes:
@@ -127,6 +127,10 @@ def test_a_file_that_is_not_parquet_is_refused(tmp_path):
         read_footer(path)
 
 
+def refuse(sources, path):
+    raise CannotSplice("encode them")
+
+
 def test_a_sweep_of_several_chunks_joins_them_as_the_tables_encoded_again_would_be(tmp_path, monkeypatch):
     run_jobs(jobs_of(GRIDS["momentum"]), tmp_path, chunk_size=3)
     parts = sorted((tmp_path / PARTS_DIR).glob(f"*.{TRACES_FILE}"))
@@ -136,14 +140,73 @@ def test_a_sweep_of_several_chunks_joins_them_as_the_tables_encoded_again_would_
     assert joined.num_row_groups == len(parts)  # joined as they were, one row group each
     spliced = runner.load(tmp_path), runner.load_runs(tmp_path)
     polars_rows = pl.read_parquet(tmp_path / TRACES_FILE)
-
-    def refuse(sources, path):
-        raise CannotSplice("encode them")
-
     monkeypatch.setattr(tables, "join_parquet", refuse)
+    monkeypatch.setattr(tables, "joined_already", lambda sweep_dir: False)
     tables.write_tables(tmp_path)
     assert pq.ParquetFile(tmp_path / TRACES_FILE).metadata.num_row_groups < len(parts)  # encoded again
     encoded = runner.load(tmp_path), runner.load_runs(tmp_path)
     for a, b in zip(spliced, encoded, strict=True):
         pd.testing.assert_frame_equal(a, b, check_exact=True)
     assert polars_rows.equals(pl.read_parquet(tmp_path / TRACES_FILE))
+
+
+def test_a_new_sweep_joins_its_chunk_files_as_they_end_and_the_tables_keep_it(tmp_path, monkeypatch):
+    joined_by = []
+    real = store.Joiner.add
+
+    def add(self, path, footer=None):
+        joined_by.append(path)
+        return real(self, path, footer)
+
+    monkeypatch.setattr(store.Joiner, "add", add)
+    run_jobs(jobs_of(GRIDS["momentum"]), tmp_path, chunk_size=3)
+    parts = sorted((tmp_path / PARTS_DIR).glob(f"*.{TRACES_FILE}"))
+    assert joined_by == parts  # each chunk's file as it ended, in chunk order
+    written = (tmp_path / TRACES_FILE).stat().st_mtime_ns
+    assert tables.joined_already(tmp_path)
+    tables.write_tables(tmp_path)
+    assert (tmp_path / TRACES_FILE).stat().st_mtime_ns == written  # kept, not written again
+    assert not list(tmp_path.glob(".*.tmp"))
+    joined = runner.load(tmp_path)
+    monkeypatch.setattr(tables, "joined_already", lambda sweep_dir: False)
+    monkeypatch.setattr(tables, "join_parquet", refuse)
+    tables.write_tables(tmp_path)  # encoded again, from the chunk files
+    pd.testing.assert_frame_equal(joined, runner.load(tmp_path), check_exact=True)
+
+
+def test_a_sweep_with_runs_beside_its_chunks_leaves_the_table_to_write_tables(tmp_path):
+    jobs = jobs_of([*GRIDS["momentum"][:4], config(optimizer="scipy", **{"optimizer.method": "BFGS"})])
+    run_jobs(jobs, tmp_path, chunk_size=2)  # two chunks, and the scipy job in its own folder
+    assert not (tmp_path / TRACES_FILE).exists() and not list(tmp_path.glob(".*.tmp"))
+    assert not tables.joined_already(tmp_path)
+    tables.write_tables(tmp_path)
+    assert len(runner.load_runs(tmp_path)) == 5 and runner.load(tmp_path)["run_id"].nunique() == 5
+
+
+def test_a_resumed_sweep_is_joined_by_write_tables(tmp_path):
+    grid = GRIDS["momentum"]
+    run_jobs(jobs_of(grid[:4]), tmp_path, chunk_size=2)
+    first = (tmp_path / TRACES_FILE).stat().st_mtime_ns
+    run_jobs(jobs_of(grid), tmp_path, chunk_size=2)  # more configs into the folder: parts of two launches
+    assert (tmp_path / TRACES_FILE).stat().st_mtime_ns == first  # not joined by the second launch
+    assert not tables.joined_already(tmp_path)
+    tables.write_tables(tmp_path)
+    assert runner.load(tmp_path)["run_id"].nunique() == len(grid) == len(runner.load_runs(tmp_path))
+
+
+def test_ctrl_c_leaves_no_joined_file(tmp_path, monkeypatch):
+    from runner import batched
+
+    real = batched.run_chunk
+    calls = []
+
+    def interrupted_second(chunk):
+        calls.append(chunk)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(chunk)
+
+    monkeypatch.setattr(batched, "run_chunk", interrupted_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs(jobs_of(GRIDS["momentum"]), tmp_path, chunk_size=3)
+    assert not (tmp_path / TRACES_FILE).exists() and not list(tmp_path.glob(".*.tmp"))
