@@ -41,6 +41,7 @@ from runner.store import (
     REPORT_FILE,
     SUMMARY_FILE,
     TRACES_FILE,
+    atomic_write,
     built_after_its_runs,
     job_summaries,
     package_versions,
@@ -49,7 +50,6 @@ from runner.store import (
     read_summary,
     read_table,
 )
-from runner.store import write_text as write_page
 from runner.tables import load, load_runs, sweeps
 from runner.trace import STATUSES
 
@@ -87,13 +87,22 @@ def write_report(folders, out: str | Path | None = None, *, runs=None, best=None
         if not folder.is_dir():
             raise NoRuns(f"DIR={folder}: expected an existing sweep or run folder")
     target = Path(out) if out is not None else (given[0] / REPORT_FILE if len(given) == 1 else Path(REPORT_FILE))
-    page = render(given, runs=runs, best=best, traces=traces)
-    write_page(target, page)
+    page = _page(given, runs=runs, best=best, traces=traces)
+    atomic_write(target, lambda tmp: tmp.write_bytes(page))
     return target
 
 
 def render(folders: list[Path], *, runs=None, best=None, traces=None) -> str:
     """The page of ``folders`` as HTML text (``runs``, ``best``, ``traces``: as for :func:`write_report`)."""
+    return _page(folders, runs=runs, best=best, traces=traces).decode("utf-8")
+
+
+# Where plotly.js goes: its 4.6 MB are put into the page's bytes as they are, not through the template as text.
+_PLOTLY_JS = "/*plotly.js*/"
+
+
+def _page(folders: list[Path], *, runs=None, best=None, traces=None) -> bytes:
+    """The page as UTF-8 bytes."""
     import jinja2
 
     source = folders[0] if len(folders) == 1 else [str(f) for f in folders]
@@ -113,10 +122,11 @@ def render(folders: list[Path], *, runs=None, best=None, traces=None) -> str:
         autoescape=jinja2.select_autoescape(["html", "j2"]),
         trim_blocks=True,
         lstrip_blocks=True,
+        bytecode_cache=_compiled_templates(jinja2),
     )
     best = best_configs(runs) if best is None else best
     plots, notes = curves_html(runs, read_traces(source) if traces is None else traces, compare, best)
-    return env.get_template("report.html.j2").render(
+    page = env.get_template("report.html.j2").render(
         title=_title(folders, runs),
         compare=compare,
         single=len(runs) == 1 and not (folders[0] / MULTIRUN_FILE).is_file(),
@@ -127,7 +137,7 @@ def render(folders: list[Path], *, runs=None, best=None, traces=None) -> str:
         best_rows=BEST_ROWS,
         table=_runs_table(runs, compare),
         datatables=_datatables_library(),
-        plotlyjs=_plotly_library(),
+        plotlyjs=_PLOTLY_JS,
         plots=plots,
         curve_notes=notes,
         figures=_figures(folders, compare),
@@ -136,6 +146,17 @@ def render(folders: list[Path], *, runs=None, best=None, traces=None) -> str:
         max_failures=MAX_FAILURES,
         versions=_versions(folders),
     )
+    before, after = page.split(_PLOTLY_JS, 1)
+    return b"".join([before.encode("utf-8"), _plotly_library(), after.encode("utf-8")])
+
+
+def _compiled_templates(jinja2):
+    """Jinja's cache of compiled templates (in the user's temporary folder): compiling the page's template
+    costs more than filling it. None where that folder cannot be made: then it is compiled every time."""
+    try:
+        return jinja2.FileSystemBytecodeCache()
+    except (OSError, RuntimeError):
+        return None
 
 
 # ----------------------------------------------------------------------------- header
@@ -266,8 +287,10 @@ def _runs_table(runs: pd.DataFrame, compare: bool) -> str:
         column = frame[name]
         if column.dtype.kind == "f":
             floats.append(i)
-            values = column.to_numpy(dtype=float)
-            columns.append([[t, v] for t, v in zip(_float_texts(values), _json_floats(values), strict=True)])
+            # Each distinct value once (a grid repeats a few values over many runs): the rule depends only on them.
+            values, which = np.unique(column.to_numpy(dtype=float), return_inverse=True)
+            cells = [[t, v] for t, v in zip(_float_texts(values), _json_floats(values), strict=True)]
+            columns.append([cells[k] for k in which.tolist()])
         elif column.dtype.kind in "biu":
             columns.append(column.tolist())
         else:
@@ -279,7 +302,6 @@ def _runs_table(runs: pd.DataFrame, compare: bool) -> str:
         "classes": ["display", "compact", "nowrap", "cell-border"],
         "columnDefs": [{"render": _SORT_BY_VALUE, "targets": floats}],
         "column_filters": "footer",
-        "data_json": json.dumps([list(row) for row in zip(*columns, strict=True)], allow_nan=False),
         "keys_to_be_evaluated": [["columnDefs", 0, "render"]],
         "layout": {"bottomEnd": "paging", "bottomStart": "info", "topEnd": "search", "topStart": "pageLength"},
         "lengthMenu": [10, 25, 100, 1000, -1],
@@ -290,11 +312,16 @@ def _runs_table(runs: pd.DataFrame, compare: bool) -> str:
         "table_html": f"<table>{head}<tfoot>{heads}</tfoot></table>",
         "text_in_header_can_be_selected": True,
     }
+    rows = _script_json([list(row) for row in zip(*columns, strict=True)], allow_nan=False)
+    # The rows stay JSON text (the bundle's data_json, which it parses itself), not a string within the options.
     return (
         '<table id="runs"></table>\n'
         f'<script type="application/json" id="runs-args">{_script_json(args)}</script>\n'
+        f'<script type="application/json" id="runs-rows">{rows}</script>\n'
         '<script type="module">\nconst { ITable } = await window.runnerDataTables;\n'
-        'new ITable(document.getElementById("runs"), JSON.parse(document.getElementById("runs-args").textContent));\n'
+        "const text = (id) => document.getElementById(id).textContent;\n"
+        'const args = {...JSON.parse(text("runs-args")), data_json: text("runs-rows")};\n'
+        'new ITable(document.getElementById("runs"), args);\n'
         "</script>"
     )
 
@@ -309,6 +336,9 @@ def _float_texts(values: np.ndarray) -> list[str]:
     its numbers share (one kept), or scientific for the whole column when a value would show as 0 or a
     large one makes it long; ``NaN``, ``inf``."""
     plain, finite = values.tolist(), np.isfinite(values)
+    absolute = np.abs(values[~np.isnan(values)])
+    if ((absolute < 10**-_DIGITS) & (absolute > 0)).any():
+        return ["NaN" if v != v else f"{v:.{_DIGITS}e}" for v in plain]
     texts = [f"{v:.{_DIGITS}f}" for v in plain]
     if finite.any():
         cut = _DIGITS - 1
@@ -317,9 +347,7 @@ def _float_texts(values: np.ndarray) -> list[str]:
             if not cut:
                 break
         texts = [t[: len(t) - cut] if ok else t for t, ok in zip(texts, finite, strict=True)]
-    absolute = np.abs(values[~np.isnan(values)])
-    long = max((len(t) for t in texts), default=0) > _DIGITS + 6
-    if ((absolute < 10**-_DIGITS) & (absolute > 0)).any() or (long and (absolute > 1e6).any()):
+    if max((len(t) for t in texts), default=0) > _DIGITS + 6 and (absolute > 1e6).any():
         texts = [f"{v:.{_DIGITS}e}" for v in plain]
     return ["NaN" if v != v else t for t, v in zip(texts, plain, strict=True)]
 
@@ -336,9 +364,10 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _script_json(value) -> str:
+def _script_json(value, allow_nan: bool = True) -> str:
     """``value`` as JSON that may stand inside a ``<script>``: no ``</`` (which would end it) nor ``<!--``."""
-    return json.dumps(value, separators=(",", ":")).replace("</", "<\\/").replace("<!--", "\\u003c!--")
+    text = json.dumps(value, separators=(",", ":"), allow_nan=allow_nan)
+    return text.replace("</", "<\\/").replace("<!--", "\\u003c!--")
 
 
 def _package_file(package: str, *parts: str) -> Path:
@@ -359,8 +388,9 @@ def _datatables_library() -> str:
     return f"<style>{css}</style>\n<script>\n{load}\n</script>"
 
 
-def _plotly_library() -> str:
-    return _package_file("plotly", "package_data", "plotly.min.js").read_text(encoding="utf-8")
+def _plotly_library() -> bytes:
+    """plotly.js as plotly ships it (UTF-8)."""
+    return _package_file("plotly", "package_data", "plotly.min.js").read_bytes()
 
 
 # ----------------------------------------------------------------------------- curves
