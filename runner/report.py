@@ -256,16 +256,16 @@ def table_frame(runs: pd.DataFrame, compare: bool) -> pd.DataFrame:
     keys = setting_keys(runs.drop(columns=["sweep"], errors="ignore"))
     scores = run_scores(runs)
     front = [*(["sweep"] if compare else []), "job", "status", "stop_reason", *keys]
-    table = runs[[c for c in front if c in runs.columns]].copy()
+    table = {c: runs[c] for c in front if c in runs.columns}
     table["final"] = runs["f_gap"].where(scores["gap"], runs["f"]) if "f_gap" in runs else runs["f"]
     rest = [c for c in runs.columns if c not in front and c not in _HIDDEN and c not in ("f_gap",)]
     for column in ["f", "f_gap", *[c for c in rest if c != "f"]]:
-        if column in runs.columns and column not in table.columns:
+        if column in runs.columns and column not in table:
             table[column] = runs[column]
-    for column in table.columns:  # list cells (objective.x0) and nulls as text a table shows
-        if table[column].dtype == object:
-            table[column] = table[column].map(_cell)
-    return table.reset_index(drop=True)
+    for column, values in table.items():  # list cells (objective.x0) and nulls as text a table shows
+        if values.dtype == object:
+            table[column] = values.map(_cell)
+    return pd.DataFrame(table).reset_index(drop=True)
 
 
 def _cell(value) -> str:
@@ -439,8 +439,9 @@ def _ids(run_id: pa.ChunkedArray) -> set:
     """The distinct run ids of a ``run_id`` column, plain or dictionary-encoded."""
     ids = set()
     for chunk in run_id.chunks:
-        if pa.types.is_dictionary(chunk.type):
-            chunk = chunk.dictionary.take(pc.unique(chunk.indices).drop_null())
+        if pa.types.is_dictionary(chunk.type):  # the codes in use, counted: no million strings made
+            used = np.bincount(chunk.indices.drop_null().to_numpy(), minlength=len(chunk.dictionary)) > 0
+            chunk = chunk.dictionary.filter(pa.array(used))
         ids.update(pc.unique(chunk).to_pylist())
     ids.discard(None)
     return ids
@@ -552,7 +553,7 @@ def _plot(div_id: str, data: list[dict], layout: dict) -> str:
     return (
         f'<div style="height:{layout["height"]}px; width:100%;">'
         f'<div id="{div_id}" class="plotly-graph-div" style="height:100%; width:100%;"></div>'
-        f'<script>Plotly.newPlot("{div_id}", {_script_json(data)}, {_script_json(layout)}, {_script_json(config)});'
+        f'<script>Plotly.newPlot("{div_id}", {_traces_json(data)}, {_script_json(layout)}, {_script_json(config)});'
         "</script></div>"
     )
 
@@ -587,11 +588,28 @@ def _series(rows: dict[str, np.ndarray], f_star, x: str) -> tuple[np.ndarray, np
     return np.asarray(xs, dtype=float), y
 
 
-def _values(a: np.ndarray) -> list:
+class _Numbers(str):
+    """A curve's numbers as JSON text, put into the page's JSON as they are (:func:`_traces_json`)."""
+
+
+def _traces_json(traces: list[dict]) -> str:
+    """Plotly's traces as JSON for a ``<script>``, their numbers (:class:`_Numbers`) written once, as they are."""
+    written = []
+    for trace in traces:
+        numbers = {key: value for key, value in trace.items() if isinstance(value, _Numbers)}
+        # A placeholder no page text holds: json.dumps writes the NUL as \u0000.
+        text = _script_json({key: f"\x00{key}" if key in numbers else value for key, value in trace.items()})
+        for key, value in numbers.items():
+            text = text.replace(f'"\\u0000{key}"', value, 1)
+        written.append(text)
+    return "[" + ",".join(written) + "]"
+
+
+def _values(a: np.ndarray) -> _Numbers:
     """Numbers for the page: 6 significant digits, null where not finite (a gap in the curve)."""
-    if np.isfinite(a).all() and (a == np.round(a)).all() and (np.abs(a) < 1e6).all():  # iterations: as they are
-        return a.tolist()
-    return [float(f"{v:.6g}") if math.isfinite(v) else None for v in a.tolist()]
+    if np.isfinite(a).all() and (a == np.round(a)).all() and (np.abs(a) < 1e15).all():  # iterations
+        return _Numbers("[" + ",".join(map(str, a.astype(np.int64).tolist())) + "]")
+    return _Numbers("[" + ",".join(f"{v:.6g}" if math.isfinite(v) else "null" for v in a.tolist()) + "]")
 
 
 def _config_traces(members, by_run, row, color, x, compare, view) -> list[dict]:
