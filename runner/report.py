@@ -8,9 +8,10 @@ the figures, which it embeds.
 
 The page holds a header (the command, the fixed config, runs by status, wall time, versions), the
 best configs (:func:`runner.best.best_configs`), every run as a table to sort and filter
-(DataTables, through itables), the convergence curves (plotly), the static figures of
-``figures/`` and the failures with their tracebacks. Everything it needs is inside the file:
-plotly.js once, DataTables once, the figures as base64 PNG. A big sweep stays small: at most
+(DataTables, from itables' offline bundle), the convergence curves (plotly.js), the static figures
+of ``figures/`` and the failures with their tracebacks. Everything it needs is inside the file:
+plotly.js once, DataTables once, the figures as base64 PNG. The HTML is written here (:func:`_html`),
+with no template engine nor plotly's or itables' Python: importing those cost more than the page. A big sweep stays small: at most
 :data:`MAX_CURVES` curves a plot (the best configs; the page says so) and at most about
 :data:`MAX_POINTS` points a curve (the iteration numbers are the true ones).
 """
@@ -97,14 +98,8 @@ def render(folders: list[Path], *, runs=None, best=None, traces=None) -> str:
     return _page(folders, runs=runs, best=best, traces=traces).decode("utf-8")
 
 
-# Where plotly.js goes: its 4.6 MB are put into the page's bytes as they are, not through the template as text.
-_PLOTLY_JS = "/*plotly.js*/"
-
-
 def _page(folders: list[Path], *, runs=None, best=None, traces=None) -> bytes:
     """The page as UTF-8 bytes."""
-    import jinja2
-
     source = folders[0] if len(folders) == 1 else [str(f) for f in folders]
     try:
         runs = load_runs(source) if runs is None else runs if isinstance(runs, pd.DataFrame) else runs.to_pandas()
@@ -117,16 +112,10 @@ def _page(folders: list[Path], *, runs=None, best=None, traces=None) -> bytes:
     if compare:
         runs = runs.assign(sweep=runs["sweep"].map(names))
         best = None if best is None else best.assign(sweep=best["sweep"].map(lambda s: names.get(s, s)))
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("runner", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "j2"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        bytecode_cache=_compiled_templates(jinja2),
-    )
     best = best_configs(runs) if best is None else best
     plots, notes = curves_html(runs, read_traces(source) if traces is None else traces, compare, best)
-    page = env.get_template("report.html.j2").render(
+    failures = _failures(runs)
+    before, after = _html(
         title=_title(folders, runs),
         compare=compare,
         single=len(runs) == 1 and not (folders[0] / MULTIRUN_FILE).is_file(),
@@ -134,29 +123,16 @@ def _page(folders: list[Path], *, runs=None, best=None, traces=None) -> bytes:
         fixed=fixed_settings(runs),
         counts=_counts(runs),
         best=_best_rows(best),
-        best_rows=BEST_ROWS,
         table=_runs_table(runs, compare),
         datatables=_datatables_library(),
-        plotlyjs=_PLOTLY_JS,
         plots=plots,
         curve_notes=notes,
         figures=_figures(folders, compare),
-        failures=_failures(runs),
+        failures=failures,
         failures_total=int((runs["status"] == "failed").sum()),
-        max_failures=MAX_FAILURES,
         versions=_versions(folders),
     )
-    before, after = page.split(_PLOTLY_JS, 1)
     return b"".join([before.encode("utf-8"), _plotly_library(), after.encode("utf-8")])
-
-
-def _compiled_templates(jinja2):
-    """Jinja's cache of compiled templates (in the user's temporary folder): compiling the page's template
-    costs more than filling it. None where that folder cannot be made: then it is compiled every time."""
-    try:
-        return jinja2.FileSystemBytecodeCache()
-    except (OSError, RuntimeError):
-        return None
 
 
 # ----------------------------------------------------------------------------- header
@@ -762,6 +738,172 @@ def _failures(runs: pd.DataFrame) -> list[dict]:
             }
         )
     return rows
+
+
+# ----------------------------------------------------------------------------- the page
+
+
+def _html(**page) -> tuple[str, str]:
+    """The page's HTML before and after plotly.js (whose 4.6 MB go into the page's bytes as they are).
+    Every value from the runs is escaped here; the fragments built as HTML (table, plots, libraries) are not."""
+    compare, e = page["compare"], _text
+    head = [
+        "<!DOCTYPE html>\n<!-- The report page (runner.report): every library and figure is inside it,"
+        + " so it opens from",
+        ' disk with no network. -->\n<html lang="en">\n<head>\n<meta charset="utf-8">\n',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
+        f"<title>{e(page['title'])}</title>\n<style>\n{_CSS}</style>\n{page['datatables']}\n",
+        '<script type="text/javascript">',
+    ]
+    nav = "".join(
+        [
+            '<a href="#best">best configs</a><a href="#runs-table">runs</a><a href="#curves">curves</a>',
+            '<a href="#figures">figures</a>' if page["figures"] else "",
+            '<a href="#failures">failures</a>' if page["failures"] else "",
+            '<a href="#versions">versions</a>',
+        ]
+    )
+    kind = "Sweeps" if compare else ("Run" if page["single"] else "Sweep")
+    body = ["</script>\n</head>\n<body>\n", f"<h1>{e(page['title'])}</h1>\n<nav>{nav}</nav>\n\n"]
+    body.append(f'<h2 id="header">{kind}</h2>\n<table class="plain">\n  <tr>')
+    body.append(
+        ("<th>sweep</th>" if compare else "")
+        + "<th>folder</th><th>runs</th><th>by status</th><th>wall time (sum of runs)</th>"
+        + "<th>first start to last end</th>"
+        + "</tr>\n"
+    )
+    for h in page["headers"]:
+        started = f'<br><span class="note">from {e(h["started"])}</span>' if h["started"] else ""
+        body.append(
+            "  <tr>\n"
+            + (f'    <td class="wrap"><code>{e(h["label"])}</code></td>\n' if compare else "")
+            + f'    <td class="wrap"><code>{e(h["folder"])}</code></td>\n'
+            + f'    <td class="num">{e(h["runs"])}</td>\n'
+            + f"    <td>{_status_spans(h['counts'])}</td>\n"
+            + f'    <td class="num">{e(h["wall_total"])}</td>\n'
+            + f'    <td class="num">{e(h["wall_span"] or "")}{started}</td>\n  </tr>\n'
+        )
+    body.append("</table>\n")
+    for h in page["headers"]:
+        label = f" (<code>{e(h['label'])}</code>)" if compare else ""
+        if h["command"]:
+            body.append(f'<p><b>Command</b>{label}:</p>\n<pre class="command">{e(h["command"])}</pre>\n')
+            if h["swept"]:
+                swept = e("\n".join(h["swept"]))
+                body.append(f'<p>swept by the config:</p><pre class="command">{swept}</pre>\n')
+        else:
+            body.append(
+                f'<p><b>Command</b>{label}: <span class="note">not recorded (Hydra\'s multirun.yaml or .hydra/ is not '
+                "in the folder)</span></p>\n"
+            )
+    body.append(f"<p><b>Runs by status:</b> {_status_spans(page['counts'])}</p>\n")
+    if page["fixed"]:
+        body.append(
+            "<p><b>Fixed config</b> (one value among the runs that have the key): "
+            + f"<code>{e(page['fixed'])}</code></p>\n"
+        )
+    body.append(
+        '\n<h2 id="best">Best configs</h2>\n<p class="note">Per '
+        + ("sweep, " if compare else "")
+        + "objective and optimizer: ranked by the final f − f* (f where f* is unknown), then by the iterations to the"
+        + " stop rule, each the median over seeds; a run that failed, diverged or was interrupted counts as “no result”"
+        + f" and ranks last. At most {BEST_ROWS} per group.</p>\n"
+        + '<table class="plain" id="best-configs">\n  <tr>'
+        + ("<th>sweep</th>" if compare else "")
+        + "<th>objective</th><th>optimizer</th><th>rank</th><th>config</th><th>measure</th><th>final (median)</th>"
+        + "<th>iterations (median)</th><th>runs</th><th>no result</th><th>best run</th></tr>\n"
+    )
+    for b in page["best"]:
+        b = {key: e(value) for key, value in b.items()}
+        body.append(
+            f'  <tr data-config="{b["config_id"]}" data-rank="{b["rank"]}">\n'
+            + (f"    <td><code>{b['sweep']}</code></td>\n" if compare else "")
+            + f'    <td>{b["objective"]}</td><td>{b["optimizer"]}</td><td class="num">{b["rank"]}</td>'
+            + f"<td><code>{b['setting']}</code></td>\n"
+            + f'    <td>{b["measure"]}</td><td class="num">{b["final"]}</td><td class="num">{b["iterations"]}</td>\n'
+            + f'    <td class="num">{b["runs"]}</td><td class="num">{b["no_result"]}</td>'
+            + f"<td><code>{b['run_id']}</code></td>\n  </tr>\n"
+        )
+    body.append("</table>\n\n")
+    body.append(
+        '<h2 id="runs-table">Runs</h2>\n<p class="note">One row per run. Click a heading to sort (shift-click for a'
+        " second column); type in the boxes below the table to filter a column, or in “Search” to filter every column."
+        " <code>final</code> is f − f* (f where f* is unknown).</p>\n" + page["table"] + "\n\n"
+    )
+    body.append(
+        '<h2 id="curves">Convergence</h2>\n<p class="note">Hover a curve for its config; click a legend entry to hide'
+        " its curve (double-click: show it alone); drag to zoom, double-click to zoom back. Repetitions over seeds are"
+        " drawn as their median with a 25–75 % band. Long traces are thinned to at most a few hundred points each, at"
+        " their true iteration numbers." + (" Colours follow the sweep." if compare else "") + "</p>\n"
+    )
+    body += [f'<p class="note" data-role="curve-cap">{e(note)}</p>' for note in page["curve_notes"]]
+    body.append("\n" if page["curve_notes"] else "")
+    for plot in page["plots"]:
+        body.append(
+            f'<div class="plot" data-objective="{e(plot["objective"])}" data-x="{e(plot["x"])}"'
+            f' data-curves="{e(plot["curves"])}">{plot["html"]}</div>\n'
+        )
+    if not page["plots"]:
+        body.append('<p class="note">No curves: no run has a trace.</p>\n')
+    if page["figures"]:
+        body.append('\n<h2 id="figures">Figures</h2>\n')
+        for fig in page["figures"]:
+            sweep = f"<code>{e(fig['sweep'])}</code>: " if fig["sweep"] else ""
+            body.append(
+                f'<div class="figure"><h3>{sweep}{e(fig["name"])}</h3>\n'
+                f'<img alt="{e(fig["name"])}" src="data:image/png;base64,{fig["data"]}"></div>\n'
+            )
+    if page["failures"]:
+        shown, total = len(page["failures"]), page["failures_total"]
+        body.append(f'\n<h2 id="failures">Failures ({total})</h2>\n')
+        if total > shown:
+            body.append(f'<p class="note">The first {shown} of {total}; the runs table holds every one.</p>\n')
+        for f in page["failures"]:
+            where = f"{e(f['sweep'])}: " if f["sweep"] else ""
+            folded = (
+                f"  <details><summary>traceback</summary><pre>{e(f['traceback'])}</pre></details>\n"
+                if f["traceback"]
+                else ""
+            )
+            body.append(
+                f'<div class="failure">\n  <p><code>{where}{e(f["job"])}</code>: {e(f["error"])}</p>\n{folded}</div>\n'
+            )
+    versions, said = page["versions"]
+    body.append(f'\n<h2 id="versions">Versions</h2>\n<p class="note">{e(said)}</p>\n<p>')
+    body += [f'<span class="status"><code>{e(name)} {e(version)}</code></span>' for name, version in versions.items()]
+    body.append("</p>\n</body>\n</html>\n")
+    return "".join(head), "".join(body)
+
+
+def _text(value) -> str:
+    """A value as text inside HTML (an element or a quoted attribute)."""
+    return html.escape(str(value), quote=True)
+
+
+def _status_spans(counts) -> str:
+    return "".join(f'<span class="status">{_text(n)} {_text(status)}</span>' for status, n in counts)
+
+
+_CSS = """  body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5em auto; max-width: 1400px;
+         padding: 0 1.2em; color: #222; font-size: 14px; }
+  h1 { font-size: 1.5em; margin-bottom: 0.2em; }
+  h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
+  code, pre { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; }
+  pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; }
+  pre.command { white-space: pre-wrap; word-break: break-all; margin: 0.3em 0; padding: 0.3em 0.5em; }
+  table.plain td.wrap { word-break: break-all; }
+  table.plain { border-collapse: collapse; margin: 0.5em 0; }
+  table.plain th, table.plain td { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
+  table.plain td.num { text-align: right; font-variant-numeric: tabular-nums; }
+  table.plain th { background: #f3f3f3; }
+  .status { display: inline-block; margin-right: 1em; }
+  .note { color: #666; font-style: italic; }
+  .figure { margin: 1em 0; }
+  .figure img { max-width: 100%; border: 1px solid #eee; }
+  details summary { cursor: pointer; }
+  nav a { margin-right: 1em; }
+  #runs_wrapper { font-size: 12px; }
+"""
 
 
 # ----------------------------------------------------------------------------- command line
