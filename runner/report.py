@@ -11,9 +11,9 @@ best configs (:func:`runner.best.best_configs`), every run as a table to sort an
 (DataTables, from itables' offline bundle), the convergence curves (plotly.js), the static figures
 of ``figures/`` and the failures with their tracebacks. Everything it needs is inside the file:
 plotly.js once, DataTables once, the figures as base64 PNG. The HTML is written here (:func:`_html`),
-with no template engine nor plotly's or itables' Python: importing those cost more than the page. A big sweep stays small: at most
-:data:`MAX_CURVES` curves a plot (the best configs; the page says so) and at most about
-:data:`MAX_POINTS` points a curve (the iteration numbers are the true ones).
+with no template engine nor plotly's or itables' Python: importing those cost more than the page.
+A big sweep stays small: at most :data:`MAX_CURVES` curves a plot (the best configs; the page says
+so) and at most about :data:`MAX_POINTS` points a curve (the iteration numbers are the true ones).
 """
 
 from __future__ import annotations
