@@ -44,17 +44,28 @@ def run_scores(runs: pd.DataFrame) -> pd.DataFrame:
 def setting_keys(runs: pd.DataFrame) -> list[str]:
     """The config columns whose value varies among ``runs`` and not among the repetitions of one config
     (``objective.seed: ${seed}`` follows the seed): what tells one config from another."""
+    if runs.empty:
+        return []
+    config = pd.factorize(runs["config_id"], use_na_sentinel=False)[0]
     keys = []
     for key in runs.columns:
         if key in _NOT_SETTINGS:
             continue
-        values = runs[key].map(_hashable)
-        if values.nunique(dropna=False) < 2:
+        codes = _codes(runs[key])
+        if codes.min() == codes.max():
             continue
-        if (values.groupby(runs["config_id"]).nunique(dropna=False) > 1).any():
+        first = np.empty(config.max() + 1, dtype=codes.dtype)
+        first[config] = codes  # one value a config: each config's value, whichever of its runs wrote it last
+        if (first[config] != codes).any():
             continue
         keys.append(key)
     return keys
+
+
+def _codes(column: pd.Series) -> np.ndarray:
+    """One integer per distinct value of ``column``, null included (lists compared as tuples)."""
+    values = column.map(_hashable) if column.dtype == object else column
+    return pd.factorize(values, use_na_sentinel=False)[0]
 
 
 def fixed_settings(runs: pd.DataFrame) -> str:
@@ -65,7 +76,8 @@ def fixed_settings(runs: pd.DataFrame) -> str:
     for key in runs.columns:
         if key in varying or (key in _NOT_SETTINGS and key not in ("objective", "optimizer")) or key == "trace.x":
             continue
-        values = runs[key].map(_hashable).dropna().unique()
+        column = runs[key].map(_hashable) if runs[key].dtype == object else runs[key]
+        values = pd.unique(column.dropna())
         if len(values) == 1:
             parts.append(f"{key}={_text(values[0])}")
     return ", ".join(parts)
@@ -101,6 +113,7 @@ def best_configs(runs: pd.DataFrame, top: int | None = None) -> pd.DataFrame:
     (``f − f*`` or ``f``); ``final`` and ``iterations`` (medians over seeds, +inf for runs without a
     result, see the module docstring); ``runs``; ``no_result`` (how many of them failed, diverged or
     were interrupted); ``run_id`` of its best run. ``top``: at most that many rows per group.
+    Computed once at the end of a sweep and shared: :func:`best_table` and the report take it as it is.
     """
     groups = [key for key in ("sweep", "objective", "optimizer") if key in runs.columns]
     columns = [*groups, "rank", "config_id", "setting", "measure", "final", "iterations", "runs", "no_result", "run_id"]
@@ -108,47 +121,83 @@ def best_configs(runs: pd.DataFrame, top: int | None = None) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     runs = runs.reset_index(drop=True)
     scores = run_scores(runs)
-    keyed = runs[groups].astype(object).where(runs[groups].notna(), "")  # a null objective is a group too
-    keyed["config_id"] = runs["config_id"]
-    scored = keyed.assign(
-        final=scores["final"],
-        iterations=scores["iterations"],
-        bad=np.isinf(scores["final"]),
-        gap=scores["gap"],
-        run_id=runs["run_id"],
+    final = scores["final"].to_numpy(dtype=float)
+    iterations = scores["iterations"].to_numpy(dtype=float)
+    # Each run's group and config as integers that sort as their values do (a null objective is a group too).
+    group, labels = np.zeros(len(runs), dtype=np.int64), []
+    for key in groups:
+        codes, uniques = pd.factorize(runs[key].astype(object).where(runs[key].notna(), ""), sort=True)
+        group, labels = group * len(uniques) + codes, [*labels, uniques]
+    config_codes, config_ids = pd.factorize(runs["config_id"], sort=True, use_na_sentinel=False)
+    configs, first, member = np.unique(group * len(config_ids) + config_codes, return_index=True, return_inverse=True)
+    size = np.bincount(member, minlength=len(configs))
+    # Its best run: the first by (final, iterations) among its repetitions, in the table's order on ties.
+    by_score = np.lexsort((np.arange(len(runs)), iterations, final, member))
+    best_run = by_score[np.cumsum(size) - size]
+    table = pd.DataFrame(
+        {
+            "config_id": config_ids[config_codes[first]],
+            "final": _medians(final, member, size),
+            "iterations": _medians(iterations, member, size),
+            "runs": size,
+            "no_result": np.bincount(member, weights=np.isinf(final), minlength=len(configs)).astype(int),
+            "run_id": runs["run_id"].to_numpy()[best_run],
+        }
     )
-    by_config = scored.groupby([*groups, "config_id"], sort=False, dropna=False)
-    table = by_config.agg(
-        final=("final", "median"),
-        iterations=("iterations", "median"),
-        runs=("run_id", "size"),
-        no_result=("bad", "sum"),
-        gap=("gap", "all"),
-    ).reset_index()
-    # Its best run: the first by (final, iterations) among its repetitions.
-    best_runs = scored.sort_values(["final", "iterations"], kind="stable").drop_duplicates([*groups, "config_id"])
-    table = table.merge(best_runs[[*groups, "config_id", "run_id"]], on=[*groups, "config_id"], how="left")
-    # What tells the configs of a group apart: the keys that vary there, as text.
-    label = keyed[groups].apply(tuple, axis=1) if groups else pd.Series([()] * len(runs))
-    settings = {}
-    for group_key, members in runs.groupby(label, sort=False):
-        keys = setting_keys(members)
-        for _, run in members.drop_duplicates("config_id").iterrows():
-            settings[(*group_key, run["config_id"])] = ", ".join(f"{k}={_text(run[k])}" for k in keys) or "-"
-    table["setting"] = [settings[tuple(row)] for row in table[[*groups, "config_id"]].itertuples(index=False)]
-    table["measure"] = np.where(table["gap"], "f − f*", "f")
-    table["no_result"] = table["no_result"].astype(int)
-    table = table.sort_values([*groups, "final", "iterations", "config_id"], kind="stable")
-    table["rank"] = table.groupby(groups, sort=False).cumcount() + 1 if groups else np.arange(1, len(table) + 1)
+    table["measure"] = np.where(np.bincount(member, weights=~scores["gap"].to_numpy(bool)) == 0, "f − f*", "f")
+    table["setting"] = _settings(runs, group, first)
+    code = group[first]
+    for key, uniques in reversed(list(zip(groups, labels, strict=True))):
+        code, index = np.divmod(code, len(uniques))
+        table.insert(0, key, np.asarray(uniques, dtype=object)[index])
+    # Best first in each group: by median final, then median iterations, then config_id; nulls last.
+    order = np.lexsort((config_codes[first], table["iterations"], table["final"], group[first]))
+    table = table.iloc[order].reset_index(drop=True)
+    starts = np.flatnonzero(np.r_[True, np.diff(group[first][order]) != 0])
+    table["rank"] = np.arange(len(table)) - np.repeat(starts, np.diff(np.r_[starts, len(table)])) + 1
     if top is not None:
         table = table[table["rank"] <= top]
     return table[columns].reset_index(drop=True)
 
 
-def best_table(runs: pd.DataFrame, top: int = 3) -> str:
-    """The best ``top`` configs of each group as a few lines of text, for the end of a sweep:
-    the same numbers as the report's table (:func:`best_configs`)."""
-    best = best_configs(runs, top)
+def _medians(values: np.ndarray, member: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """The median of each config's ``values`` (``member``: each value's config, ``size``: each config's count),
+    nulls left out, null when a config has none, as pandas' median takes it."""
+    ordered = values[np.lexsort((values, member))]  # each config's values in a row, ascending, nulls last
+    valid = np.bincount(member, weights=~np.isnan(values), minlength=len(size)).astype(int)
+    start = np.cumsum(size) - size
+    low, high = start + np.maximum(valid - 1, 0) // 2, start + valid // 2
+    return np.where(valid > 0, (ordered[low] + ordered[np.minimum(high, len(values) - 1)]) / 2, np.nan)
+
+
+def _settings(runs: pd.DataFrame, group: np.ndarray, first: np.ndarray) -> list[str]:
+    """Each config's ``setting``: ``key=value`` for the keys that vary in its group, or ``-``. ``group``: each
+    run's group; ``first``: each config's first run."""
+    settings = np.full(len(first), "-", dtype=object)
+    for code in np.unique(group[first]):
+        mine = np.flatnonzero(group[first] == code)
+        keys = setting_keys(runs if len(mine) == len(first) else runs[group == code])
+        texts = []
+        for key in keys:
+            known = {}  # each value's text once: a grid repeats a few values over many configs
+            texts.append([f"{key}={_known_text(v, known)}" for v in runs[key].to_numpy(dtype=object)[first[mine]]])
+        if texts:
+            settings[mine] = [", ".join(parts) for parts in zip(*texts, strict=True)]
+    return settings.tolist()
+
+
+def _known_text(value, known: dict) -> str:
+    try:
+        return known[value] if value in known else known.setdefault(value, _text(value))
+    except TypeError:  # a list
+        return _text(value)
+
+
+def best_table(runs: pd.DataFrame | None = None, top: int = 3, *, best: pd.DataFrame | None = None) -> str:
+    """The best ``top`` configs of each group as a few lines of text, for the end of a sweep: the same
+    numbers as the report's table. ``best``: :func:`best_configs` of the runs, when the caller has it
+    (then ``runs`` is not needed and nothing is ranked twice); else they are ranked from ``runs``."""
+    best = best_configs(runs, top) if best is None else best[best["rank"] <= top]
     if best.empty:
         return ""
     groups = [key for key in ("sweep", "objective", "optimizer") if key in best.columns]
@@ -159,12 +208,17 @@ def best_table(runs: pd.DataFrame, top: int = 3) -> str:
         for row in rows.itertuples():
             seeds = f"  ({row.runs} runs, {row.no_result} without a result)" if row.runs > 1 else ""
             lines.append(
-                f"  {row.rank}. {row.setting}: {_number(row.final)} after {_number(row.iterations)} iterations{seeds}"
+                f"  {row.rank}. {row.setting}: {number(row.final)} after {number(row.iterations)} iterations{seeds}"
             )
     return "\n".join(lines)
 
 
-def _number(value: float) -> str:
+def number(value) -> str:
+    """A final value or an iteration count as the report and the end of a sweep print it: 4 significant
+    digits, a whole number below 1e6 as it is, ``no result`` for +inf (a run without one), ``n/a`` for null
+    (a count no run of the config recorded)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
     if not math.isfinite(value):
         return "no result"
     return f"{value:.4g}" if value != int(value) or abs(value) >= 1e6 else str(int(value))

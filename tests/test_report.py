@@ -241,3 +241,89 @@ def test_a_failure_is_listed_with_its_error_and_folded_traceback(compose_cfg, tm
     assert "<code>crash</code>: RuntimeError: boom" in failures
     folded = re.search(r"<details><summary>traceback</summary><pre>(.*?)</pre></details>", failures, re.S)
     assert folded and "exploding_objective" in folded.group(1) and "Traceback" in folded.group(1)
+
+
+def random_runs(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    """``n`` runs of two objectives and two optimizers, three seeds a config, some without a result."""
+    config = rng.integers(0, n // 3, n)
+    return pd.DataFrame(
+        {
+            "run_id": [f"r{i:04d}" for i in range(n)],
+            "config_id": [f"c{c:04d}" for c in config],
+            "objective": np.where(config % 2 == 0, "quadratic", "rosenbrock"),
+            "optimizer": np.where(config % 3 == 0, "gd", "momentum"),
+            "lr": 0.01 * (config % 17 + 1),
+            "seed": rng.integers(0, 3, n),
+            "status": rng.choice(["converged", "max_iter", "diverged", "failed"], n, p=[0.6, 0.2, 0.1, 0.1]),
+            "f": np.where(rng.random(n) < 0.05, np.nan, rng.choice([0.0, 1e-3, 0.5, 2.0], n)),
+            "f_star": np.where(config % 5 == 0, np.nan, 0.0),
+            "iterations": np.where(rng.random(n) < 0.05, np.nan, rng.integers(1, 50, n).astype(float)),
+        }
+    )
+
+
+def test_best_configs_of_many_groups_is_the_rule_in_plain_pandas():
+    """Several groups, repetitions, ties, nulls: every group's ranking is pandas' own groupby and sort."""
+    runs = random_runs(np.random.default_rng(7), 1200)
+    best = best_configs(runs)
+    assert len(best) == runs.groupby(["objective", "optimizer", "config_id"]).ngroups
+    for (objective, optimizer), group in runs.groupby(["objective", "optimizer"]):
+        ranking = expected_ranking(group).reset_index()
+        ranking = ranking.sort_values(["final", "its", "config_id"], kind="stable")  # ties: by config_id
+        mine = best[(best["objective"] == objective) & (best["optimizer"] == optimizer)]
+        assert mine["config_id"].tolist() == ranking["config_id"].tolist()
+        assert mine["rank"].tolist() == list(range(1, len(ranking) + 1))
+        np.testing.assert_array_equal(mine["final"].to_numpy(), ranking["final"].to_numpy())
+        np.testing.assert_array_equal(mine["iterations"].to_numpy(), ranking["its"].to_numpy())
+        counts = group.groupby("config_id").size()
+        assert mine["runs"].tolist() == counts[mine["config_id"]].tolist()
+    # The terminal's table is that ranking, given or computed.
+    from runner.best import best_table
+
+    assert best_table(runs, 3) == best_table(top=3, best=best)
+    assert best_table(best=best).count("\n  1. ") == runs.groupby(["objective", "optimizer"]).ngroups
+
+
+def test_floats_are_shown_as_pandas_prints_them():
+    """The runs table's float cells: pandas' own formatter (fixed, common trailing zeros cut, or scientific)."""
+    from pandas.io.formats.format import format_array
+
+    from runner.report import _float_texts
+
+    columns = [
+        [0.05, 0.1, 2.0, 1.5],
+        [0.0, 0.04, 0.96],
+        [8.065583796586904e-06, 2.1912802922805882e-32, 0.0, np.nan],
+        [1.0, np.inf, 2.5, np.nan],
+        [2.708244e154, 5.1e-10, -3.0],
+        [1234567.0, 2.5],
+        [0.20971274199837353, 1001.0],
+        [-0.0, 1e-9, 7.0],
+        [np.nan, np.nan],
+    ]
+    for values in columns:
+        values = np.array(values)
+        expected = [t.strip() for t in format_array(values, None, justify="all", leading_space=False)]
+        assert _float_texts(values) == expected, values
+
+
+def test_what_the_sweep_end_holds_is_not_read_again(seeded, tmp_path, monkeypatch):
+    """write_report(runs=, best=) writes the page write_report(folder) writes, without reading the runs."""
+    import shutil
+
+    import runner.report
+    from runner.store import read_table
+
+    folder = tmp_path / "copy"
+    shutil.copytree(seeded[0], folder)
+    alone = runner.report.write_report(folder, folder / "alone.html").read_text(encoding="utf-8")
+    runs = read_table(folder / "runs.parquet")  # what write_tables hands the sweep's end: a pyarrow table
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the runs were read again")
+
+    best = best_configs(runs.to_pandas())
+    monkeypatch.setattr(runner.report, "load_runs", no_reading)
+    monkeypatch.setattr(runner.report, "best_configs", no_reading)
+    given = runner.report.write_report(folder, folder / "given.html", runs=runs, best=best).read_text(encoding="utf-8")
+    assert given == alone
