@@ -157,24 +157,27 @@ def finish_sweep(sweep_dir: str | Path, *, figures: bool = True, report: bool = 
     counts = status_counts(runs)
     if figures:
         draw_figures(sweep_dir, config_dirs)
-    page = write_report_page(sweep_dir) if report else None
-    print(count_line(counts, sweep_dir), flush=True)
-    from runner.best import best_table  # pandas, imported here: not while the jobs run
+    from runner.best import best_configs, best_table  # pandas, imported here: not while the jobs run
 
-    if best := best_table(runs.to_pandas()):
-        print(best, flush=True)
+    frame = runs.to_pandas()
+    best = best_configs(frame)  # ranked once, for the page and the lines below
+    page = write_report_page(sweep_dir, runs=frame, best=best) if report else None
+    print(count_line(counts, sweep_dir), flush=True)
+    if text := best_table(best=best):
+        print(text, flush=True)
     if page is not None:
         print(f"report: {page}", flush=True)
     return counts
 
 
-def write_report_page(folder: Path) -> Path | str:
+def write_report_page(folder: Path, **given) -> Path | str:
     """Write the folder's report page (:mod:`runner.report`), after its tables and figures: its path, or the
-    text saying why it was not written; a page that fails never costs the tables or the figures."""
-    from runner.report import write_report  # plotly, jinja2 and itables are imported only when a page is written
+    text saying why it was not written; a page that fails never costs the tables or the figures. ``given``:
+    what the caller has already read or computed (``runs``, ``best``), passed on to :func:`write_report`."""
+    from runner.report import write_report  # plotly's and itables' files are read only when a page is written
 
     try:
-        return write_report(folder)
+        return write_report(folder, **given)
     except Exception as err:
         return f"not written ({type(err).__name__}: {err})"
 
