@@ -454,6 +454,71 @@ def test_a_big_heatmap_colours_every_cell_and_labels_a_dozen_ticks(big_grid):
     assert "(at lr 9–16.92, right of the grid)" in legend.get_texts()[0].get_text().replace("\n", " ")
 
 
+def test_draw_takes_the_tables_it_is_given_and_saves_each_figure_with_one_layout(big_grid, tmp_path, monkeypatch):
+    import shutil
+
+    from matplotlib.figure import Figure
+
+    import runner.figures as figures
+    from runner.figures._data import TRACE_COLUMNS
+
+    read, given = shutil.copytree(big_grid, tmp_path / "read"), shutil.copytree(big_grid, tmp_path / "given")
+    engines = []  # the layout engine of each figure as it is saved: none, the layout is kept from the first pass
+    save = Figure.savefig
+    monkeypatch.setattr(
+        Figure, "savefig", lambda fig, *a, **k: (engines.append(fig.get_layout_engine()), save(fig, *a, **k))
+    )
+    written = plot.draw(read)
+    assert {p.stem for p in written} == PRESET_FIGURES["lr_momentum_grid"] and engines == [None] * len(written)
+
+    runs, traces = load_runs(given), load(given, columns=TRACE_COLUMNS)
+
+    def unread(*_, **__):
+        raise AssertionError("draw read a table it was given")
+
+    monkeypatch.setattr(figures, "load", unread)
+    monkeypatch.setattr(figures, "load_runs", unread)
+    again = plot.draw(given, runs=runs, traces=traces)
+    assert [p.name for p in again] == [p.name for p in written]
+    for ours, theirs in zip(written, again, strict=True):  # the same tables: the same pixels
+        if ours.suffix == ".png":
+            assert ours.read_bytes() == theirs.read_bytes(), ours.name
+
+
+def test_a_kept_layout_is_the_constrained_layout_of_the_figure(big_grid):
+    from runner.figures._layout import freeze_layout
+
+    traces, runs = data(big_grid)
+    kept, solved = plot.convergence_figure(traces, runs), plot.convergence_figure(traces, runs)
+    freeze_layout(kept)
+    solved.draw_without_rendering()  # constrained layout as a draw solves it, at the figure's final size
+    assert kept.get_layout_engine() is None and solved.get_layout_engine() is not None
+    assert np.allclose(
+        [ax.get_position().bounds for ax in kept.axes], [ax.get_position().bounds for ax in solved.axes], atol=1e-3
+    )
+
+
+def test_config_columns_read_at_once_give_the_values_read_cell_by_cell():
+    from runner.figures._data import _canon, _column
+
+    runs = pd.DataFrame(
+        {
+            "lr": [0.1, np.nan, 2.0],
+            "max_iter": [10, 20, 30],
+            "trace.x": [True, False, True],
+            "optimizer": pd.array(["gd", None, "momentum"], dtype="str"),
+            "objective.x0": [[1.0, 2.0], None, np.array([3.0])],
+        },
+        index=[7, 3, 5],
+    )
+    for key in runs.columns:
+        cells = [_canon(v) for v in runs[key]]
+        column = _column(runs, key)
+        assert list(column.index) == [7, 3, 5] and column.dtype == object
+        assert [(type(v), v) for v in column] == [(type(v), v) for v in cells], key
+    assert list(_column(runs, "seed")) == [None] * 3
+
+
 # --------------------------------------------------------------------------- 1-D, evaluations, single runs
 
 

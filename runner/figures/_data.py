@@ -55,9 +55,16 @@ def _canon(value):
 def _column(runs: pd.DataFrame, key: str) -> pd.Series:
     if key not in runs.columns:
         return pd.Series([None] * len(runs), index=runs.index, dtype=object)
-    values = runs[key].map(_canon).astype(object)
-    # map() turns a None among numbers back into NaN, which equals nothing, itself included: null is None.
-    return values.where(values.notna(), None)
+    column = runs[key]
+    numeric = isinstance(column.dtype, np.dtype) and column.dtype.kind in "fiub"
+    if numeric or isinstance(column.dtype, pd.StringDtype):
+        # Numbers, booleans and text at once: numpy's cast to object gives Python scalars, as _canon does.
+        values = column.to_numpy().astype(object)
+    else:  # lists, mixed objects, nullable extension types: cell by cell
+        values = np.array(column.map(_canon), dtype=object)  # a copy of our own, written below
+    # A null (NaN, None, pd.NA), which equals nothing, itself included, is None.
+    values[pd.isna(values)] = None
+    return pd.Series(values, index=runs.index, dtype=object)
 
 
 def reached_tol(runs: pd.DataFrame) -> pd.Series:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -22,6 +23,19 @@ from runner.figures._style import PALETTE, PANEL_SIZE, _fmt, _name, _ordered, _s
 # them) and says so in its title; the tables, and the heatmap, hold every run.
 MAX_LINES = len(PALETTE)  # lines per panel: one colour each
 MAX_PANELS = 9  # a 3 x 3 grid
+DPI = 150  # the PNG's; a figure is laid out at it too (:func:`new_figure`)
+
+
+def new_figure(**kwargs) -> Figure:
+    """A constrained-layout :class:`Figure` at the PNG's dpi, on an Agg canvas of its own.
+
+    So the layout passes (:func:`_fit_width`, :func:`freeze_layout`) and the PNG measure the text with
+    one renderer and share its caches (text extents, parsed mathtext of log ticks), instead of a fresh
+    renderer and a fresh measure of every label each time. The files look the same: sizes are in inches.
+    """
+    fig = Figure(dpi=DPI, layout="constrained", **kwargs)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def swept_keys(runs: pd.DataFrame) -> list[str]:
@@ -61,9 +75,9 @@ def is_grid(runs: pd.DataFrame, keys: list[str] | None = None) -> bool:
     keys = swept_keys(runs) if keys is None else keys
     if len(keys) < 2:
         return True
-    columns = pd.DataFrame({k: _column(runs, k) for k in keys})
-    combos = len(set(columns.apply(tuple, axis=1)))
-    return combos >= 0.5 * math.prod(columns[k].nunique(dropna=False) for k in keys)
+    columns = [_column(runs, k) for k in keys]
+    combos = len(set(zip(*columns, strict=True)))
+    return combos >= 0.5 * math.prod(column.nunique(dropna=False) for column in columns)
 
 
 def fixed_settings(runs: pd.DataFrame) -> str:
@@ -116,14 +130,14 @@ def _panels(runs: pd.DataFrame, keys: list[str]) -> list[tuple[str, pd.DataFrame
     if not keys:
         return [("", runs)]
     columns = {k: _column(runs, k) for k in keys}
-    combos = pd.DataFrame(columns).apply(tuple, axis=1)
-    orders = [_ordered(columns[k]) for k in keys]
+    rows: dict[tuple, list[int]] = {}  # each combination's row positions, in table order
+    for i, combo in enumerate(zip(*columns.values(), strict=True)):
+        rows.setdefault(combo, []).append(i)
+    orders = [{v: i for i, v in enumerate(_ordered(columns[k]))} for k in keys]
     panels = []
-    for combo in sorted(
-        set(combos), key=lambda combo: tuple(order.index(v) for order, v in zip(orders, combo, strict=True))
-    ):
+    for combo in sorted(rows, key=lambda combo: tuple(order[v] for order, v in zip(orders, combo, strict=True))):
         title = ", ".join(f"{_name(k)} = {_fmt(v)}" for k, v in zip(keys, combo, strict=True))
-        panels.append((title, runs[combos.map(lambda c, combo=combo: c == combo).astype(bool)]))
+        panels.append((title, runs.iloc[rows[combo]]))
     return panels
 
 
@@ -202,8 +216,8 @@ def _run_label(layout: _Layout, run: pd.Series, panel_runs: pd.DataFrame) -> str
 
 def _in_hue_order(layout: _Layout, runs: pd.DataFrame) -> pd.DataFrame:
     order = {v: i for i, v in enumerate(layout.hue_values)}
-    keys = [order[_hue_of(layout, run)] for _, run in runs.iterrows()]
-    return runs.iloc[np.argsort(keys, kind="stable")]
+    hues = _column(runs, layout.hue) if layout.hue else [None] * len(runs)
+    return runs.iloc[np.argsort([order[v] for v in hues], kind="stable")]
 
 
 def _not_drawn(layout: _Layout, all_runs: pd.DataFrame) -> list[Line2D]:
@@ -223,7 +237,7 @@ def _not_drawn(layout: _Layout, all_runs: pd.DataFrame) -> list[Line2D]:
 def _grid(n: int, *, ncols_max: int = 3, size=PANEL_SIZE, sharex=True, sharey=True, extra_width=2.2):
     ncols = min(n, ncols_max, math.ceil(math.sqrt(n)))
     nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(size[0] * ncols + extra_width, size[1] * nrows + 0.8), layout="constrained")
+    fig = new_figure(figsize=(size[0] * ncols + extra_width, size[1] * nrows + 0.8))
     axes = fig.subplots(nrows, ncols, squeeze=False, sharex=sharex, sharey=sharey)
     flat = list(axes.flat)
     for i, ax in enumerate(flat):
@@ -271,12 +285,33 @@ def _fit_width(fig: Figure) -> None:
     """Widen ``fig`` until what it draws fits: a legend beside the panels is as wide as its longest
     entry, and constrained layout cannot shrink a panel with a fixed aspect (paths) to make room."""
     for _ in range(3):
-        fig.draw_without_rendering()  # lays it out
+        _lay_out(fig)
         box = fig.get_tightbbox()  # inches
         over = max(box.x1 - fig.get_figwidth(), -box.x0, 0.0)
         if over <= 0.02:
             return
         fig.set_figwidth(fig.get_figwidth() + over + 0.15)
+
+
+def _lay_out(fig: Figure) -> None:
+    """Solve the figure's constrained layout at its size (placing the axes); what a draw does first."""
+    engine = fig.get_layout_engine()
+    if engine is not None:
+        engine.execute(fig)
+    fig._runner_laid_out = tuple(fig.get_size_inches())  # a mark of ours, read by freeze_layout
+
+
+def freeze_layout(fig: Figure) -> Figure:
+    """Lay ``fig`` out once (unless :func:`_fit_width` just did, at its present size) and keep that layout
+    for every file it is saved to: else each ``savefig`` solves the constrained layout again before it
+    draws, the PNG and the PDF alike, which costs as much as the drawing itself. Call it once the
+    figure is complete; returns ``fig``."""
+    if fig.get_layout_engine() is None:
+        return fig
+    if getattr(fig, "_runner_laid_out", None) != tuple(fig.get_size_inches()):
+        _lay_out(fig)
+    fig.set_layout_engine(None)  # the axes keep the positions the layout gave them
+    return fig
 
 
 def _objective_panel_keys(hue: str | None) -> list[str]:
@@ -304,4 +339,5 @@ def _low_dim_runs(traces, runs, dim: int, max_panels: int = MAX_PANELS):
 
 
 def _one_line_per_colour(layout: _Layout) -> bool:
-    return len(layout.traced) == len({_hue_of(layout, run) for _, run in layout.traced.iterrows()})
+    hues = _column(layout.traced, layout.hue) if layout.hue else [None] * len(layout.traced)
+    return len(layout.traced) == len(set(hues))

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-from runner.figures._data import _f_star
-from runner.figures._layout import _hue_of, _Layout
+from runner.figures._data import _column, _f_star, _finite
+from runner.figures._layout import _Layout
 from runner.figures._style import GAP
 
 
 def run_series(rows: pd.DataFrame, run: pd.Series, x: str = "iteration") -> tuple[np.ndarray, np.ndarray]:
     """One run's ``(x, y)``: every trace row, y = f - f* where the run's f* is known, else f."""
+    return _series(rows, _f_star(run), x)
+
+
+def _series(rows: pd.DataFrame, f_star: float | None, x: str) -> tuple[np.ndarray, np.ndarray]:
     y = rows["f"].to_numpy(dtype=float)
-    f_star = _f_star(run)
     if f_star is not None:
         y = y - f_star
     return rows[x].to_numpy(dtype=float), y
@@ -67,7 +71,8 @@ class _Curve:
     per_run: dict  # run_id -> (x, y)
     gap: bool  # y is f - f*
 
-    @property
+    # Asked for again and again while a panel is drawn: computed once each.
+    @cached_property
     def diverged_ids(self) -> list[str]:
         """Runs that diverged: status ``diverged`` (f or its gradient not finite), or a last f that is not finite."""
         status = dict(zip(self.runs["run_id"], self.runs["status"], strict=True))
@@ -77,19 +82,23 @@ class _Curve:
             if status.get(rid) == "diverged" or (len(y) and not np.isfinite(y[-1]))
         ]
 
-    @property
+    @cached_property
     def growing(self) -> bool:
         """Not converged, and ended an order of magnitude above its start: blowing up, not yet overflowed."""
         if (self.runs["status"] == "converged").all() or not len(self.y) or not np.isfinite(self.y[-1]):
             return False
         return _grew(self.y[0], self.y[-1])
 
-    @property
+    @cached_property
     def wild(self) -> bool:
         return bool(self.diverged_ids) or self.growing
 
     def note(self) -> str:
         """What the line alone does not say: divergence, growth, interruption."""
+        return self._note
+
+    @cached_property
+    def _note(self) -> str:
         n = len(self.per_run)
         notes = []
         if self.diverged_ids:
@@ -108,10 +117,19 @@ class _Curve:
 def _curves(layout: _Layout, runs: pd.DataFrame, by_run: dict, x: str) -> list[_Curve]:
     curves = []
     order = {v: i for i, v in enumerate(layout.hue_values)}
-    groups = sorted(runs.groupby("config_id", sort=False), key=lambda g: order[_hue_of(layout, g[1].iloc[0])])
-    for config_id, group in groups:
-        per_run = {run["run_id"]: run_series(by_run[run["run_id"]], run, x) for _, run in group.iterrows()}
-        gap = all(_f_star(run) is not None for _, run in group.iterrows())
+    # Whole columns, not a row at a time: a panel of a big grid holds dozens of configs.
+    hue = _column(runs, layout.hue).tolist() if layout.hue else [None] * len(runs)
+    f_stars = [_finite(v) for v in runs["f_star"]] if "f_star" in runs.columns else [None] * len(runs)
+    run_ids = runs["run_id"].tolist()
+    positions: dict[str, list[int]] = {}  # each config's rows, configs in order of appearance (as groupby)
+    for i, config_id in enumerate(runs["config_id"].tolist()):
+        if not pd.isna(config_id):
+            positions.setdefault(config_id, []).append(i)
+    groups = sorted(positions.items(), key=lambda g: order[hue[g[1][0]]])
+    for config_id, rows in groups:
+        group = runs.iloc[rows]
+        per_run = {run_ids[i]: _series(by_run[run_ids[i]], f_stars[i], x) for i in rows}
+        gap = all(f_stars[i] is not None for i in rows)
         if len(per_run) == 1:
             (xs, ys), band = next(iter(per_run.values())), None
             finite = np.isfinite(ys)
@@ -119,7 +137,7 @@ def _curves(layout: _Layout, runs: pd.DataFrame, by_run: dict, x: str) -> list[_
         else:
             grid, (lo, mid, hi) = repetition_quantiles(list(per_run.values()))
             xs, ys, band = grid, mid, (grid, lo, hi)
-        curves.append(_Curve(config_id, _hue_of(layout, group.iloc[0]), group, xs, ys, band, per_run, gap))
+        curves.append(_Curve(config_id, hue[rows[0]], group, xs, ys, band, per_run, gap))
     return curves
 
 
@@ -179,9 +197,9 @@ def _sane_points(points: list[np.ndarray], values: list[np.ndarray], wild_points
     return np.concatenate([pts[ok], *extra])
 
 
-def _wild(runs: pd.DataFrame, run_id: str, f: np.ndarray, x: np.ndarray) -> bool:
-    """A run that diverged, or did not converge and ended with f an order of magnitude above its start."""
-    status = runs.loc[runs["run_id"] == run_id, "status"].iloc[0]
+def _wild(status: str, f: np.ndarray, x: np.ndarray) -> bool:
+    """A run (of that ``status``) that diverged, or did not converge and ended with f an order of magnitude
+    above its start."""
     if status == "diverged" or not (np.isfinite(f[-1]) and np.all(np.isfinite(x[-1]))):
         return True
     return status != "converged" and _grew(f[0], f[-1])

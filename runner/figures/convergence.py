@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from runner.figures._data import _by_run, reached_tol, theory_rate
+from runner.figures._data import RATE_THEORY, _by_run, _finite, reached_tol
 from runner.figures._layout import (
     _describe,
     _grid,
@@ -198,7 +198,7 @@ def _theory_line(c: _Curve, bottom: float, top: float) -> tuple[np.ndarray, np.n
     """The theoretical f - f* of a curve: ``(f_0 - f*) ρ^(2 (k - k_0))`` from its first point, over its
     iterations, ρ the median ``rate_theory`` of its runs; cut at its first point out of the plot's
     ``[bottom, top]`` (it leaves the view there), None where its runs have no rate."""
-    rates = [r for r in map(theory_rate, c.runs.to_dict("records")) if r is not None]
+    rates = [r for r in map(_finite, c.runs[RATE_THEORY]) if r is not None] if RATE_THEORY in c.runs.columns else []
     if not rates or not len(c.x) or not np.isfinite(c.y[0]) or c.y[0] <= 0:
         return None
     rho = float(np.median(rates))

@@ -35,7 +35,7 @@ from runner.figures._data import (
     theory_optimum,
     theory_rates,
 )
-from runner.figures._layout import _describe, _panels, _suptitle, swept_keys
+from runner.figures._layout import _describe, _panels, _suptitle, new_figure, swept_keys
 from runner.figures._style import GAP, TOL_RULE, _fmt, _ordered
 from runner.optimizers import OPTIMIZERS
 
@@ -81,7 +81,7 @@ def figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
     # Iterations to reach tol say something only where some run reached it (not with tol=0).
     stopped_by_tol = dict(zip(grid_runs["run_id"], reached_tol(grid_runs), strict=True))
     quantities = (GAP, f"iterations until {TOL_RULE}") if any(stopped_by_tol.values()) else (GAP,)
-    fig = Figure(figsize=(0.9 + 5.3 * len(quantities), 4.4 * len(panels) + 0.6), layout="constrained")
+    fig = new_figure(figsize=(0.9 + 5.3 * len(quantities), 4.4 * len(panels) + 0.6))
     axes = fig.subplots(len(panels), len(quantities), squeeze=False)
     boundary_drawn = boundary_seen = diverged_any = over_any = blank_any = theory_any = False
     optima: set[str] = set()

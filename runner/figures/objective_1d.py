@@ -17,6 +17,7 @@ from runner.figures._layout import (
     _run_label,
     _suptitle,
     _title,
+    new_figure,
 )
 from runner.figures._series import _box, _exit, _sane_points, _wild
 from runner.figures._style import DIVERGED_MARKER, _fmt, _name
@@ -48,7 +49,7 @@ def figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
         return None
     layout, by_run, one_line_per_colour = low_dim
     n = len(layout.panels)
-    fig = Figure(figsize=(5.4 * n + 2.6, 6.2), layout="constrained")
+    fig = new_figure(figsize=(5.4 * n + 2.6, 6.2))
     axes = fig.subplots(2, n, squeeze=False, sharex="col", height_ratios=[3, 2])
     handles = {}
     kinds_seen = {}
@@ -57,7 +58,8 @@ def figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
         objective = _objective(panel_runs.iloc[0])
         xs = {rid: by_run[rid]["x_0"].to_numpy(float) for rid in panel_runs["run_id"]}
         fs = {rid: by_run[rid]["f"].to_numpy(float) for rid in panel_runs["run_id"]}
-        diverged = {rid for rid in xs if _wild(panel_runs, rid, fs[rid], xs[rid][:, None])}
+        status = dict(zip(panel_runs["run_id"], panel_runs["status"], strict=True))
+        diverged = {rid for rid in xs if _wild(status[rid], fs[rid], xs[rid][:, None])}
         sane = [rid for rid in xs if rid not in diverged]
         # A start where f is not a number (x0 = 1e300 on the quartic) sets no view: it is marked at the edge.
         starts = [r for r in xs if np.isfinite(fs[r][0]) and np.isfinite(xs[r][0])]

@@ -39,7 +39,8 @@ def figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
         objective = _objective(panel_runs.iloc[0])
         paths = {rid: by_run[rid][["x_0", "x_1"]].to_numpy(float) for rid in panel_runs["run_id"]}
         fvals = {rid: by_run[rid]["f"].to_numpy(float) for rid in panel_runs["run_id"]}
-        diverged = {rid for rid in paths if _wild(panel_runs, rid, fvals[rid], paths[rid])}
+        status = dict(zip(panel_runs["run_id"], panel_runs["status"], strict=True))
+        diverged = {rid for rid in paths if _wild(status[rid], fvals[rid], paths[rid])}
         sane = [rid for rid in paths if rid not in diverged]
         points = [paths[rid][:1] for rid in paths] + [paths[rid] for rid in sane]
         values = [fvals[rid][:1] for rid in paths] + [fvals[rid] for rid in sane]
