@@ -825,9 +825,9 @@ def run_jobs(
 
 def _not_in_folders(sweep_dir: Path, jobs: Sequence[Job], ids: Sequence, group: _Group, outcomes: list) -> tuple:
     """The group's members, less those whose job folder holds a finished run of their config (their
-        outcome is that run's, skipped); any other run in a member's folder is taken out, for the batch's
-        to replace it. Only the members' folders are looked at: a listing of the sweep folder, and one ``stat``
-    for a job whose first folder is there."""
+    outcome is that run's, skipped); any other run in a member's folder is taken out, for the batch's
+    to replace it. Only the members' folders are looked at: one listing of the sweep folder, and one
+    ``stat`` for each job whose first folder is there."""
     keep = []
     # A job's folder is below its first path part: one listing rules out every job of a new sweep at once.
     entries = set(os.listdir(sweep_dir)) if sweep_dir.is_dir() else set()
