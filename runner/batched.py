@@ -60,7 +60,6 @@ from runner.optimizers import Optimizer
 from runner.run import run
 from runner.stopping import gradient_norm, stop_reason
 from runner.store import (
-    PARTS_DIR,
     SUMMARY_FILE,
     TRACES_FILE,
     TracesJoin,
@@ -801,8 +800,7 @@ def run_jobs(
                     outcomes_of_chunk, iterations = done.outcomes, done.iterations
                     alone.extend(done.alone)
                     if joining is not None:
-                        part = sweep_dir / PARTS_DIR / f"{chunks[k].name}.{TRACES_FILE}"
-                        joining.ended(k, part if part.is_file() else None)
+                        joining.ended(k, chunks[k].name)
                 for i, outcome in outcomes_of_chunk.items():
                     outcomes[i] = outcome
                 if progress is not None:

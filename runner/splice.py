@@ -256,19 +256,29 @@ class Joiner:
     def __init__(self, out_path: Path):
         self.out_path = Path(out_path)
         self.added: list[tuple[Path, list, int, tuple]] = []  # (path, footer, data end, (size, mtime))
+        self._first: tuple[Path, list] | None = None  # the file the others' columns are checked against
         self._out = None
 
     def check(self, path: Path, metadata: list) -> None:
-        """Raise :class:`CannotSplice` when ``metadata`` (a file's footer) cannot join the files added."""
-        first_path, first = (self.added[0][0], self.added[0][1]) if self.added else (path, metadata)
-        _check_joinable(first_path, first, path, metadata)
+        """Raise :class:`CannotSplice` unless ``metadata`` (a file's footer) can join the files checked before:
+        what it says of the columns (schema, key-value metadata, column orders) is the first file's, it is
+        not encrypted, and it holds nothing a splice does not move."""
+        if any(_field(metadata, f) for f in FILE_ENCRYPTION):
+            raise CannotSplice(f"{path}: encrypted")
+        if self._first is None:
+            self._first = (path, metadata)
+        first_path, first = self._first
+        for field_id in (FILE_SCHEMA, FILE_KEY_VALUES, FILE_COLUMN_ORDERS):
+            a, b = _field(first, field_id), _field(metadata, field_id)
+            if (a is None) != (b is None) or (a is not None and _encoded(a[2], a[1]) != _encoded(b[2], b[1])):
+                raise CannotSplice(f"{path}: its schema or column metadata differ from {first_path}'s")
+        _moved_row_groups(metadata, 0, 0, path)  # moved by nothing: raises for what a splice does not move
 
     def add(self, path: Path, footer: tuple[list, int] | None = None) -> None:
         """Copy ``path``'s row groups to the end of the file being built (``footer``: its :func:`read_footer`)."""
         path = Path(path)
         metadata, data_end = read_footer(path) if footer is None else footer
         self.check(path, metadata)
-        _moved_row_groups(metadata, 0, 0, path)  # moved by nothing: raises for what a splice does not move
         stat = path.stat()
         if self._out is None:
             self._out = open(self.out_path, "wb")  # noqa: SIM115 (closed by finish or discard)
@@ -322,24 +332,12 @@ def splice(sources: list[Path], target_tmp: Path) -> int:
     if not sources:
         raise CannotSplice("no files to join")
     footers = [read_footer(p) for p in sources]
-    for path, (metadata, _) in zip(sources, footers, strict=True):
-        _check_joinable(sources[0], footers[0][0], path, metadata)
-        _moved_row_groups(metadata, 0, 0, path)
     joiner = Joiner(target_tmp)
+    for path, (metadata, _) in zip(sources, footers, strict=True):  # every file checked before a byte is written
+        joiner.check(path, metadata)
     for path, footer in zip(sources, footers, strict=True):
         joiner.add(path, footer)
     return joiner.finish()
-
-
-def _check_joinable(first_path: Path, first: list, path: Path, metadata: list) -> None:
-    """Raise :class:`CannotSplice` unless ``metadata`` (a file's footer) says what ``first``'s does of the
-    columns (schema, key-value metadata, column orders), without encryption."""
-    if any(_field(metadata, f) for f in FILE_ENCRYPTION):
-        raise CannotSplice(f"{path}: encrypted")
-    for field_id in (FILE_SCHEMA, FILE_KEY_VALUES, FILE_COLUMN_ORDERS):
-        a, b = _field(first, field_id), _field(metadata, field_id)
-        if (a is None) != (b is None) or (a is not None and _encoded(a[2], a[1]) != _encoded(b[2], b[1])):
-            raise CannotSplice(f"{path}: its schema or column metadata differ from {first_path}'s")
 
 
 def _copy(source, out, length: int) -> None:

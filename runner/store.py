@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -224,10 +223,6 @@ def write_row_groups(path: Path, schema: pa.Schema, tables: Iterable[pa.Table], 
                 writer.write_table(table)
 
     atomic_write(path, write)
-
-
-def copy_file(source: Path, path: Path) -> None:
-    atomic_write(path, lambda tmp: shutil.copyfile(source, tmp))
 
 
 def join_parquet(sources: list[Path], path: Path) -> None:
@@ -521,14 +516,18 @@ def chunk_files(sweep_dir: Path, table: str) -> list[Path]:
     return sorted(p for p in (Path(sweep_dir) / PARTS_DIR).glob(f"*.{table}") if p.is_file())
 
 
+def chunk_file(sweep_dir: Path, name: str, table: str) -> Path:
+    """Chunk ``name``'s file of ``table`` (:data:`RUNS_FILE` or :data:`TRACES_FILE`): ``parts/<name>.<table>``."""
+    return Path(sweep_dir) / PARTS_DIR / f"{name}.{table}"
+
+
 def write_part(sweep_dir: Path, name: str, runs: list[pa.Table], traces: list[pa.Table]) -> None:
     """Write a chunk as ``parts/<name>.traces.parquet``, then ``parts/<name>.runs.parquet``.
 
     One file each, holding exactly the rows and columns the sweep's tables hold for these
-    runs: a sweep of one chunk takes them as its tables (:func:`runner.tables.write_tables`).
+    runs: the sweep's tables join them (:func:`runner.tables.write_tables`), the traces byte for byte.
     """
-    parts = sweep_dir / PARTS_DIR
-    parts.mkdir(parents=True, exist_ok=True)
+    (Path(sweep_dir) / PARTS_DIR).mkdir(parents=True, exist_ok=True)
     trace_table = pa.concat_tables(traces, promote_options="permissive")
     runs_table = pa.concat_tables(runs, promote_options="permissive")
     # Without the Arrow schema the dictionary-encoded constants (runner.batched._repeat) read back in their
@@ -537,19 +536,19 @@ def write_part(sweep_dir: Path, name: str, runs: list[pa.Table], traces: list[pa
     constants = [f.name for f in trace_table.schema if pa.types.is_dictionary(f.type)]
     # Traces first: a runs part is only there once its traces are.
     atomic_write(
-        parts / f"{name}.{TRACES_FILE}",
+        chunk_file(sweep_dir, name, TRACES_FILE),
         lambda tmp: pq.write_table(
             trace_table, tmp, store_schema=False, use_dictionary=constants, write_statistics=False
         ),
     )
-    atomic_write(parts / f"{name}.{RUNS_FILE}", lambda tmp: pq.write_table(runs_table, tmp))
+    atomic_write(chunk_file(sweep_dir, name, RUNS_FILE), lambda tmp: pq.write_table(runs_table, tmp))
 
 
 class TracesJoin:
     """A new sweep's ``traces.parquet``, joined from its chunk files as its chunks end
     (:class:`runner.splice.Joiner`), so that the copying is done while the other chunks still run.
 
-    ``ended(k, path)`` says chunk k ended, with its trace file (None: it wrote none); the files are
+    ``ended(k, name)`` says chunk k, named ``name``, ended (with its trace file, if it wrote one); the files are
     joined in chunk order, the name order of :func:`chunk_files`. :meth:`finish` renames the
     result onto ``traces.parquet`` only when it holds every run of the sweep folder: every chunk
     file, in order, and no job folder. Anything else (a chunk that failed, runs that ran alone,
@@ -565,10 +564,11 @@ class TracesJoin:
         self.next = 0
         self.given_up = False
 
-    def ended(self, k: int, path: Path | None) -> None:
+    def ended(self, k: int, name: str) -> None:
         if self.given_up:
             return
-        self.ended_chunks[k] = path
+        path = chunk_file(self.sweep_dir, name, TRACES_FILE)
+        self.ended_chunks[k] = path if path.is_file() else None  # a chunk whose runs all ran alone wrote none
         try:
             while self.next in self.ended_chunks:
                 part = self.ended_chunks.pop(self.next)

@@ -40,7 +40,6 @@ from runner.store import (
     TRACES_FILE,
     built_after_its_runs,
     chunk_files,
-    copy_file,
     job_summaries,
     join_parquet,
     joined_already,
@@ -283,17 +282,9 @@ def write_tables(sweep_dir: str | Path) -> pa.Table:
     are in memory, however big the sweep.
     """
     sweep_dir = Path(sweep_dir)
-    # The batched launcher joined a new sweep's traces.parquet as its chunks ended (runner.store.TracesJoin).
-    joined = joined_already(sweep_dir)
-    if (single := _single_chunk(sweep_dir)) is not None:
-        # The sweep is one chunk of the batched launcher, whose files hold exactly the tables'
-        # rows and columns: copy them rather than decode and encode 1M rows again (0.3 s).
-        for source, table in zip(single, (TRACES_FILE, RUNS_FILE), strict=True):
-            if not (joined and table == TRACES_FILE):
-                copy_file(source, sweep_dir / table)
-        return read_table(sweep_dir / RUNS_FILE)
     runs, sources = _sources(sweep_dir)
-    if not joined:
+    # The batched launcher joined a new sweep's traces.parquet as its chunks ended (runner.store.TracesJoin).
+    if not joined_already(sweep_dir):
         _write_traces(sweep_dir / TRACES_FILE, sources)
     write_table(sweep_dir / RUNS_FILE, runs)
     return runs
@@ -347,15 +338,6 @@ def _aligned(table: pa.Table, schema: pa.Schema) -> pa.Table:
             continue
         columns.append(_cast(table.column(field.name), field.type))
     return pa.Table.from_arrays(columns, schema=schema)
-
-
-def _single_chunk(sweep_dir: Path) -> tuple[Path, Path] | None:
-    """``(traces, runs)`` chunk files when they hold every run of the sweep, else None."""
-    traces, runs = chunk_files(sweep_dir, TRACES_FILE), chunk_files(sweep_dir, RUNS_FILE)
-    if len(traces) == len(runs) == 1 and traces[0].name[: -len(TRACES_FILE)] == runs[0].name[: -len(RUNS_FILE)]:
-        damaged = trace_problem(traces[0]) or trace_problem(runs[0])  # read, and skipped, file by file
-        return None if job_summaries(sweep_dir) or damaged else (traces[0], runs[0])
-    return None
 
 
 def load(path, columns: list[str] | None = None):

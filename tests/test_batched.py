@@ -202,7 +202,6 @@ def test_a_sweep_of_one_chunk_takes_its_files_as_the_tables(tmp_path, monkeypatc
     returned = sweep.write_tables(tmp_path).to_pandas()
     assert (tmp_path / "traces.parquet").read_bytes() == part.read_bytes()  # copied, not encoded again
     copied = runner.load(tmp_path), runner.load_runs(tmp_path)
-    monkeypatch.setattr(sweep, "_single_chunk", lambda sweep_dir: None)
     sweep.write_tables(tmp_path)
     assert (tmp_path / "traces.parquet").read_bytes() == part.read_bytes()  # one chunk file joined alone: itself
 

@@ -303,7 +303,7 @@ def test_a_write_error_of_the_tables_is_one_line_and_a_failed_exit(compose_cfg, 
         atomic_write(path, lambda tmp: (_ for _ in ()).throw(ENOSPC))
 
     monkeypatch.setattr(runner.tables, "write_row_groups", disk_full)
-    monkeypatch.setattr(runner.tables, "copy_file", lambda source, path: disk_full(path))
+    monkeypatch.setattr(runner.tables, "join_parquet", lambda sources, path: disk_full(path))
     with pytest.raises(SystemExit) as exited:
         SweepEnd(figures=False).on_multirun_end(config)
     assert exited.value.code == 1
