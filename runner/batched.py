@@ -503,32 +503,33 @@ def _cached_objective(cache: dict, node: dict):
 # ----------------------------------------------------------------------------- tables
 
 
-def _chunk_tables(
-    jobs: Sequence[Job],
-    ids: list[tuple[str, str]],
-    group: _Group,
-    result: BatchResult,
-    started: float,
-) -> tuple[pa.Table, pa.Table]:
-    """The chunk's runs-table rows and trace rows, runs in order and each run's rows in order."""
+@dataclass
+class _PieceRows:
+    """A batch's trace rows, and what its runs-table rows take from them: each run's id and row count."""
+
+    jobs: Sequence[Job]
+    ids: list[tuple[str, str]]
+    group: _Group
+    result: BatchResult
+    started: float
+    run_ids: list[str]
+    counts: np.ndarray  # each run's trace rows, its last row included
+    config_cols: list[dict]
+    types: dict
+    traces: pa.Table
+
+
+def _piece_traces(
+    jobs: Sequence[Job], ids: list[tuple[str, str]], group: _Group, result: BatchResult, started: float
+) -> _PieceRows:
+    """A batch's trace rows, runs in order and each run's rows in order (:func:`_piece_runs` makes its runs rows)."""
     n = len(jobs)
     run_ids = [uuid.uuid4().hex[:12] for _ in range(n)]
-    started_at = utc_iso(started)
-    f_final = result.f_final
     f_star = group.objective.f_star
     config_cols = [config_columns(job.config) for job in jobs]
     rows = len(result.kept)
     kept = result.rows_of()
     has_rows = result.iterations >= 0
-    # The rates fit each run's trace as written, its last row included, as a lone run's does.
-    with_last = np.vstack([result.f, result.f_last[None, :]])
-    iterations = np.vstack(
-        [np.broadcast_to(result.kept[:, None].astype(float), result.f.shape), result.iterations[None, :]]
-    )
-    present = np.vstack([kept.T, has_rows[None, :]])
-    rate_theory, rate_measured = run_rates(
-        group.objective, group.optimizer, with_last, iterations=iterations, present=present
-    )
     # Trace rows, run-major: run b's shared rows (those its trace keeps), then its last row.
     counts = kept.sum(axis=1) + has_rows
     ends = np.cumsum(counts)[has_rows] - 1  # where each run's last row goes
@@ -542,36 +543,6 @@ def _chunk_tables(
         out[shared] = values
         out[ends] = last[has_rows]
         return out
-
-    records = []
-    for b, (job, (config_hash, config_id)) in enumerate(zip(jobs, ids, strict=False)):
-        f = float(f_final[b])
-        iterations = int(result.iterations[b])
-        summary = summary_record(
-            run_id=run_ids[b],
-            config_hash=config_hash,
-            config_id=config_id,
-            objective=registry_name(job.config["objective"]),
-            optimizer=registry_name(job.config["optimizer"]),
-            status=result.statuses[b],
-            stop_reason=result.stop_reasons[b],
-            message=result.messages[b],
-            f=f,
-            f_star=f_star,
-            iterations=iterations,
-            nfev=iterations + 1,
-            ngev=iterations if result.minibatch else iterations + 1,
-            wall_time_s=float(result.wall_time_s[b]),
-            started_at=started_at,
-            config=job.config,
-            rate_theory=rate_theory[b],
-            rate_measured=rate_measured[b],
-        )
-        summary["trace_rows"] = int(counts[b])
-        records.append(run_record(summary, job.name, config_cols[b]))
-    # The jobs of a chunk share an objective and an optimizer factory, so their config's types.
-    types = record_types(jobs[0].config)
-    runs = runs_table(records, types, coerced=True)
 
     iteration = column(result.kept[slot], result.iterations)
     nfev = iteration + 1
@@ -587,9 +558,11 @@ def _chunk_tables(
     columns["nfev"] = nfev
     columns["ngev"] = iteration if result.minibatch else nfev
     arrays = {name: pa.array(values) for name, values in columns.items()}
+    # The jobs of a batch share an objective and an optimizer factory, so their config's types.
+    types = record_types(jobs[0].config)
     constants = [
-        {"run_id": run_id, "config_id": config_id, "f_star": f_star, **columns}
-        for run_id, (_, config_id), columns in zip(run_ids, ids, config_cols, strict=False)
+        {"run_id": run_id, "config_id": config_id, "f_star": f_star, **cols}
+        for run_id, (_, config_id), cols in zip(run_ids, ids, config_cols, strict=False)
     ]
     names = list(dict.fromkeys(name for row in constants for name in row))
     for name in names:
@@ -597,7 +570,51 @@ def _chunk_tables(
         arrays[name] = _repeat(typed_array(values, types.get(name), coerced=name in types), counts)
     arrays["status"] = _repeat(pa.array(result.statuses, type=pa.string()), counts)
     arrays["job"] = _repeat(pa.array([job.name for job in jobs], type=pa.string()), counts)
-    return runs, pa.table(arrays)
+    return _PieceRows(jobs, ids, group, result, started, run_ids, counts, config_cols, types, pa.table(arrays))
+
+
+def _piece_runs(piece: _PieceRows) -> pa.Table:
+    """A batch's runs-table rows, one per run, in order."""
+    result, group = piece.result, piece.group
+    started_at = utc_iso(piece.started)
+    f_final = result.f_final
+    kept = result.rows_of()
+    has_rows = result.iterations >= 0
+    # The rates fit each run's trace as written, its last row included, as a lone run's does.
+    with_last = np.vstack([result.f, result.f_last[None, :]])
+    iterations = np.vstack(
+        [np.broadcast_to(result.kept[:, None].astype(float), result.f.shape), result.iterations[None, :]]
+    )
+    present = np.vstack([kept.T, has_rows[None, :]])
+    rate_theory, rate_measured = run_rates(
+        group.objective, group.optimizer, with_last, iterations=iterations, present=present
+    )
+    records = []
+    for b, (job, (config_hash, config_id)) in enumerate(zip(piece.jobs, piece.ids, strict=False)):
+        iterations = int(result.iterations[b])
+        summary = summary_record(
+            run_id=piece.run_ids[b],
+            config_hash=config_hash,
+            config_id=config_id,
+            objective=registry_name(job.config["objective"]),
+            optimizer=registry_name(job.config["optimizer"]),
+            status=result.statuses[b],
+            stop_reason=result.stop_reasons[b],
+            message=result.messages[b],
+            f=float(f_final[b]),
+            f_star=group.objective.f_star,
+            iterations=iterations,
+            nfev=iterations + 1,
+            ngev=iterations if result.minibatch else iterations + 1,
+            wall_time_s=float(result.wall_time_s[b]),
+            started_at=started_at,
+            config=job.config,
+            rate_theory=rate_theory[b],
+            rate_measured=rate_measured[b],
+        )
+        summary["trace_rows"] = int(piece.counts[b])
+        records.append(run_record(summary, job.name, piece.config_cols[b]))
+    return runs_table(records, piece.types, coerced=True)
 
 
 def _repeat(values: pa.Array, counts: np.ndarray) -> pa.Array:
@@ -936,7 +953,7 @@ def run_chunk(chunk: Chunk) -> ChunkDone:
     (its running configs ``interrupted``) and writes the chunk's files with it.
     """
     sweep_dir = Path(chunk.sweep_dir)
-    runs_tables, trace_tables = [], []
+    built: list[_PieceRows] = []
     outcomes: dict[int, dict] = {}
     alone: list[int] = []
     interrupted = False
@@ -961,12 +978,10 @@ def run_chunk(chunk: Chunk) -> ChunkDone:
                 sampling=settings[0]["sampling"],
             )
             group = _Group(piece.indices, objective, list(piece.x0), settings, optimizer)
-            runs, traces = _chunk_tables(piece.jobs, piece.ids, group, result, started)
+            built.append(_piece_traces(piece.jobs, piece.ids, group, result, started))
         except Exception:  # e.g. a crashing objective: each run alone records its own failure
             alone.extend(piece.indices)
             continue
-        runs_tables.append(runs)
-        trace_tables.append(traces)
         iterations += int(result.iterations.sum())
         f_final = result.f_final
         for b, (i, job) in enumerate(zip(piece.indices, piece.jobs, strict=True)):
@@ -980,8 +995,9 @@ def run_chunk(chunk: Chunk) -> ChunkDone:
         if result.interrupted:
             interrupted = True
             break
-    if runs_tables:
-        write_part(sweep_dir, chunk.name, runs_tables, trace_tables)
+    if built:
+        # The runs rows are built while the traces file is written: Python's work beside Arrow's.
+        write_part(sweep_dir, chunk.name, lambda: [_piece_runs(p) for p in built], [p.traces for p in built])
     return ChunkDone(outcomes, alone, interrupted, iterations)
 
 

@@ -521,27 +521,63 @@ def chunk_file(sweep_dir: Path, name: str, table: str) -> Path:
     return Path(sweep_dir) / PARTS_DIR / f"{name}.{table}"
 
 
-def write_part(sweep_dir: Path, name: str, runs: list[pa.Table], traces: list[pa.Table]) -> None:
+def write_part(
+    sweep_dir: Path, name: str, runs: list[pa.Table] | Callable[[], list[pa.Table]], traces: list[pa.Table]
+) -> None:
     """Write a chunk as ``parts/<name>.traces.parquet``, then ``parts/<name>.runs.parquet``.
 
     One file each, holding exactly the rows and columns the sweep's tables hold for these
     runs: the sweep's tables join them (:func:`runner.tables.write_tables`), the traces byte for byte.
+    ``runs`` may be the function that builds the runs tables: it is then called while another
+    thread writes the traces file (Arrow's writer releases the GIL), and when it raises, or Ctrl-C
+    comes, the traces file is removed once written (a traces file without its runs file holds no
+    runs: :func:`repair_parts`).
     """
     (Path(sweep_dir) / PARTS_DIR).mkdir(parents=True, exist_ok=True)
     trace_table = pa.concat_tables(traces, promote_options="permissive")
-    runs_table = pa.concat_tables(runs, promote_options="permissive")
     # Without the Arrow schema the dictionary-encoded constants (runner.batched._repeat) read back in their
     # plain types. Only those columns are worth a dictionary; statistics would cost a sixth
     # of the writing time, and neither collect() nor a table of one row group uses them.
     constants = [f.name for f in trace_table.schema if pa.types.is_dictionary(f.type)]
+    traces_path = chunk_file(sweep_dir, name, TRACES_FILE)
+
+    def write_traces() -> None:
+        atomic_write(
+            traces_path,
+            lambda tmp: pq.write_table(
+                trace_table, tmp, store_schema=False, use_dictionary=constants, write_statistics=False
+            ),
+        )
+
     # Traces first: a runs part is only there once its traces are.
-    atomic_write(
-        chunk_file(sweep_dir, name, TRACES_FILE),
-        lambda tmp: pq.write_table(
-            trace_table, tmp, store_schema=False, use_dictionary=constants, write_statistics=False
-        ),
-    )
+    if callable(runs):
+        runs = _while_writing(write_traces, runs, traces_path, chunk_file(sweep_dir, name, RUNS_FILE))
+    else:
+        write_traces()
+    runs_table = pa.concat_tables(runs, promote_options="permissive")
     atomic_write(chunk_file(sweep_dir, name, RUNS_FILE), lambda tmp: pq.write_table(runs_table, tmp))
+
+
+def _while_writing(write: Callable[[], None], build: Callable[[], list], written: Path, runs_path: Path) -> list:
+    """``build()``'s result, called while another thread runs ``write()``, which writes ``written``. When
+    either raises, or Ctrl-C comes, ``written`` is removed once the thread has ended, and the error raised
+    (``write``'s first; Ctrl-C as :class:`WriteInterrupted` of ``runs_path``, the file not written)."""
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        writing = pool.submit(write)
+        try:
+            built = build()
+            writing.result()
+        except BaseException as err:
+            wait([writing])
+            written.unlink(missing_ok=True)
+            if writing.exception() is not None:
+                raise writing.exception() from None
+            if isinstance(err, KeyboardInterrupt) and not isinstance(err, WriteInterrupted):
+                raise WriteInterrupted(runs_path) from None
+            raise
+    return built
 
 
 class TracesJoin:

@@ -307,6 +307,67 @@ def test_a_chunk_whose_objective_raises_runs_alone(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------- bounded memory
 
 
+def _chunk_tables_of_a_small_grid(tmp_path) -> tuple[list[pa.Table], list[pa.Table]]:
+    """The runs and traces tables a real chunk wrote (two batches: two optimizers)."""
+    configs = [config(lr=lr, max_iter=20) for lr in (0.1, 0.5)] + [config("sin_cos", "adam", lr=0.01, max_iter=20)]
+    run_jobs(jobs_of(configs), tmp_path / "sweep")
+    [runs_part] = sorted((tmp_path / "sweep" / PARTS_DIR).glob("*.runs.parquet"))
+    traces_part = runs_part.with_name(runs_part.name.replace(".runs.", ".traces."))
+    return [pq.read_table(runs_part)], [pq.read_table(traces_part)]
+
+
+def test_runs_built_while_the_traces_are_written_give_the_same_files(tmp_path):
+    """write_part with the function that builds the runs tables (called while another thread writes the
+    traces file) writes the very bytes it writes given the tables."""
+    from runner.store import write_part
+
+    runs, traces = _chunk_tables_of_a_small_grid(tmp_path)
+    calls = []
+
+    def build():
+        calls.append(1)
+        return runs
+
+    write_part(tmp_path / "given", "c", runs, traces)
+    write_part(tmp_path / "built", "c", build, traces)
+    assert calls == [1]
+    for name in ("c.runs.parquet", "c.traces.parquet"):
+        given, built = tmp_path / "given" / PARTS_DIR / name, tmp_path / "built" / PARTS_DIR / name
+        assert given.read_bytes() == built.read_bytes()
+
+
+@pytest.mark.parametrize("fault", ["build raises", "ctrl-c while building", "the traces write fails"])
+def test_a_fault_while_the_runs_are_built_leaves_neither_file(tmp_path, monkeypatch, fault):
+    """Whatever ends a chunk's writing early, its traces file is not left without its runs file, no
+    temporary file is left, and the error raised is the one that happened (the write's first)."""
+    import runner.store as store
+
+    runs, traces = _chunk_tables_of_a_small_grid(tmp_path)
+    real_write = store.pq.write_table
+
+    def build():
+        if fault == "build raises":
+            raise ValueError("no runs")
+        if fault == "ctrl-c while building":
+            raise KeyboardInterrupt
+        return runs
+
+    def failing_write(table, where, **kwargs):
+        if fault == "the traces write fails" and "traces" in str(where):
+            raise OSError(28, "No space left on device")
+        real_write(table, where, **kwargs)
+
+    monkeypatch.setattr(store.pq, "write_table", failing_write)
+    expected = {
+        "build raises": (ValueError, "no runs"),
+        "ctrl-c while building": (store.WriteInterrupted, "c.runs.parquet was not written (interrupted"),
+        "the traces write fails": (store.WriteError, "No space left on device"),
+    }[fault]
+    with pytest.raises(expected[0], match=expected[1].replace("(", r"\(")):
+        store.write_part(tmp_path / "out", "c", build, traces)
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == [PARTS_DIR]
+
+
 def test_a_large_grid_runs_in_chunks_of_at_most_chunk_size(tmp_path, monkeypatch):
     held = []
     minimize = batched.minimize_batch
@@ -319,6 +380,7 @@ def test_a_large_grid_runs_in_chunks_of_at_most_chunk_size(tmp_path, monkeypatch
     written = []
 
     def counting_write(sweep_dir, name, runs, traces):
+        runs = runs() if callable(runs) else runs  # the runs tables, or the function that builds them
         written.append(sum(t.num_rows for t in runs))
         write(sweep_dir, name, runs, traces)
 
