@@ -197,6 +197,49 @@ def test_an_empty_table_ranks_nothing(sweeps):
     assert best_table(table) == best_table(best=ranked) == ""
 
 
+def test_a_sweep_without_its_page_never_imports_pandas(tmp_path):
+    """``python -m runner``'s process, a batched sweep with report=false and figures=false: pandas is never imported,
+    and the best configs are printed."""
+    script = f"""
+import sys
+import traceback
+
+attempts = []  # the functions on the stack at each import of pandas
+
+
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "pandas":
+            attempts.append([frame.name for frame in traceback.extract_stack()])
+
+
+sys.meta_path.insert(0, Watch())
+sys.argv = ["runner", "-m", "hydra/launcher=batched", "lr=0.1,0.2", "optimizer=momentum", "max_iter=5",
+            "hydra.sweep.dir={tmp_path / "sweep"}", *{NO_PAGE!r}]
+from runner.cli import main  # what python -m runner runs
+
+try:
+    main()
+except SystemExit as err:
+    assert not err.code, err.code
+assert not attempts and "pandas" not in sys.modules, attempts
+print("no pandas")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(REPO), "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "no pandas", done.stdout
+    assert any(line.startswith("best: shifted_quadratic, momentum") for line in lines), done.stdout
+    assert lines[-2].startswith("  2. lr="), done.stdout
+
+
 def test_the_module_imports_without_pandas():
     code = "import sys, runner.best; assert 'pandas' not in sys.modules, [m for m in sys.modules if 'pandas' in m]"
     done = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(REPO), "PATH": ""}, capture_output=True)
