@@ -59,19 +59,16 @@ class _FrameColumns:
         column = self.frame[name]
         return pd.factorize(column.map(_hashable) if column.dtype == object else column, use_na_sentinel=False)[0]
 
-    def sorted_codes(self, name: str, null=None) -> tuple[np.ndarray, np.ndarray]:
+    def sorted_codes(self, name: str, null=None):
         """One integer per distinct value of the column, sorting as the values do, null as ``null`` (when None:
-        one value, last); and the values, as objects (null as None)."""
+        one value, last); and the values, an array of the column's type (``null`` given: of their own)."""
         import pandas as pd
 
         column = self.frame[name]
-        if null is not None:
-            column = column.astype(object).where(column.notna(), null)
-        codes, uniques = pd.factorize(column, sort=True, use_na_sentinel=False)
-        values = np.asarray(uniques, dtype=object)
-        if len(values) and _hashable(values[-1]) is None:  # a null sorts last
-            values[-1] = None
-        return codes, values
+        if null is None:
+            return pd.factorize(column, sort=True, use_na_sentinel=False)
+        codes, uniques = pd.factorize(column.astype(object).where(column.notna(), null), sort=True)
+        return codes, pd.Series(np.asarray(uniques, dtype=object)).array  # the type pandas gives a column of them
 
     def isin(self, name: str, values) -> np.ndarray:
         """Whether each value of the column is one of ``values``."""
@@ -80,6 +77,11 @@ class _FrameColumns:
     def values(self, name: str, rows: np.ndarray) -> np.ndarray:
         """The column's values at ``rows``, as Python objects."""
         return self.frame[name].to_numpy(dtype=object)[rows]
+
+    def take(self, name: str, rows: np.ndarray):
+        """The column's values at ``rows``, an array of the type pandas gives a column of them."""
+        column = self.frame[name]
+        return column.to_numpy()[rows] if column.dtype == object else column.array[rows]
 
 
 class _TableColumns:
@@ -136,6 +138,8 @@ class _TableColumns:
     def values(self, name: str, rows: np.ndarray) -> np.ndarray:
         python = self.python(name)
         return _objects([python[i] for i in rows.tolist()])
+
+    take = values
 
     def python(self, name: str) -> list:
         """The column as Python values, an integer column with nulls as floats (as ``to_pandas`` makes it)."""
@@ -311,13 +315,12 @@ def best_configs(runs: pd.DataFrame, top: int | None = None) -> pd.DataFrame:
 
     if runs.empty:
         return pd.DataFrame(columns=[*(key for key in _GROUPS if key in runs.columns), *_COLUMNS])
-    table = pd.DataFrame(_rank(_FrameColumns(runs), top))
-    return table.astype({"config_id": runs["config_id"].dtype})  # the runs' own type, as pandas.factorize keeps it
+    return pd.DataFrame(_rank(_FrameColumns(runs), top))
 
 
 def rank_configs(runs: pa.Table, top: int | None = None) -> dict[str, np.ndarray]:
     """:func:`best_configs` of a runs table as pyarrow reads it (:func:`runner.tables.write_tables`), read without
-    pandas: its columns, in its order, as numpy arrays (text as objects), each of one value a config."""
+    pandas: its columns, in its order, as numpy arrays, each of one value a config."""
     if runs.num_rows == 0:
         return {key: np.empty(0, dtype=object) for key in (*(k for k in _GROUPS if k in runs.column_names), *_COLUMNS)}
     return _rank(_TableColumns(runs), top)
@@ -352,11 +355,11 @@ def _rank(columns, top: int | None) -> dict[str, np.ndarray]:
     table["config_id"] = config_ids[config_codes[first][order]]
     table["setting"] = _settings(columns, config_group.reshape(-1), first, member)[order]
     no_gap = np.bincount(member, weights=~gap, minlength=len(configs))
-    table["measure"] = _objects(["f − f*" if n == 0 else "f" for n in no_gap[order]])
+    table["measure"] = np.where(no_gap[order] == 0, "f − f*", "f")
     table["final"], table["iterations"] = medians[0][order], medians[1][order]
     table["runs"] = size[order]
     table["no_result"] = np.bincount(member, weights=np.isinf(final), minlength=len(configs)).astype(int)[order]
-    table["run_id"] = columns.values("run_id", best_run[order])
+    table["run_id"] = columns.take("run_id", best_run[order])
     if top is not None:
         keep = table["rank"] <= top
         table = {key: values[keep] for key, values in table.items()}
