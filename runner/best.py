@@ -326,8 +326,9 @@ def rank_configs(runs: pa.Table, top: int | None = None) -> dict[str, np.ndarray
     return _rank(_TableColumns(runs), top)
 
 
-def _rank(columns, top: int | None) -> dict[str, np.ndarray]:
-    """The ranking of :func:`best_configs`, from ``columns`` (:class:`_FrameColumns`, :class:`_TableColumns`)."""
+def _rank(columns, top: int | None) -> dict:
+    """The ranking of :func:`best_configs`, from ``columns`` (:class:`_FrameColumns`, :class:`_TableColumns`): its
+    columns as arrays, of the types the columns' reader gives them."""
     groups = [key for key in _GROUPS if key in columns.names]
     final, iterations, gap = _scores(columns)
     # Each run's group and config as integers that sort as their values do (a null objective is a group too).
@@ -400,7 +401,9 @@ def _known_text(value, known: dict) -> str:
         return _text(value)
 
 
-def best_table(runs: pd.DataFrame | pa.Table | None = None, top: int = 3, *, best=None) -> str:
+def best_table(
+    runs: pd.DataFrame | pa.Table | None = None, top: int = 3, *, best: pd.DataFrame | dict | None = None
+) -> str:
     """The best ``top`` configs of each group as a few lines of text, for the end of a sweep: the same
     numbers as the report's table. ``best``: :func:`best_configs` (or :func:`rank_configs`) of the runs, when the
     caller has it (then ``runs`` is not needed and nothing is ranked twice); else they are ranked from ``runs``,
