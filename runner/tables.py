@@ -47,6 +47,7 @@ from runner.store import (
     read_summary,
     read_table,
     sweep_jobs,
+    trace_file_options,
     trace_problem,
     write_row_groups,
     write_table,
@@ -326,7 +327,7 @@ def _write_traces(path: Path, sources: list[_TraceSource]) -> None:
         if pending:
             yield pa.concat_tables(pending)
 
-    write_row_groups(path, schema, row_groups(), store_schema=False)
+    write_row_groups(path, schema, row_groups(), store_schema=False, **trace_file_options(schema))
 
 
 def _aligned(table: pa.Table, schema: pa.Schema) -> pa.Table:

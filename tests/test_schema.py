@@ -120,6 +120,38 @@ def test_job_traces_glob_to_the_types_of_traces_parquet(sweeps):
     )
 
 
+def test_every_trace_file_splits_its_floats_and_compresses_with_lz4_and_other_readers_agree(sweeps, tmp_path):
+    """Trace files (a run's, a chunk's, the sweep's) are written as runner.store.trace_file_options says:
+    floating columns BYTE_STREAM_SPLIT, pages LZ4_RAW; polars and DuckDB read every value pyarrow reads,
+    floats bit for bit."""
+    files = [p for sweep_dir in sweeps.values() for p in sorted(sweep_dir.rglob("trace*.parquet"))]
+    files += sorted(sweeps["batched"].glob("parts/*.traces.parquet"))
+    assert {p.name for p in files} >= {"trace.parquet", "traces.parquet"} and any("parts" in p.parts for p in files)
+    con = duckdb.connect()
+    for k, path in enumerate(files):
+        meta = pq.ParquetFile(path).metadata
+        schema = pq.read_schema(path)
+        for group in range(meta.num_row_groups):
+            for i in range(meta.num_columns):
+                column = meta.row_group(group).column(i)
+                assert column.compression == "LZ4", (path, column.path_in_schema)  # pyarrow's name of LZ4_RAW
+                if column.path_in_schema in ("f", "grad_norm", "time_s", "x_0"):
+                    assert "BYTE_STREAM_SPLIT" in column.encodings, (path, column.path_in_schema)
+        ours = pq.read_table(path)
+        plain = tmp_path / f"{k}.parquet"  # the same bytes at a path without [ ] (a glob to polars and DuckDB)
+        plain.write_bytes(path.read_bytes())
+        theirs = {
+            "polars": pl.read_parquet(plain).to_arrow(),
+            "duckdb": con.sql(f"SELECT * FROM '{plain}'").to_arrow_table(),
+        }
+        for reader, table in theirs.items():
+            assert table.num_rows == ours.num_rows, (path, reader)
+            for name in ("f", "grad_norm", "x_0", "time_s"):
+                got = table[name].to_numpy().view("int64")
+                assert (got == ours[name].to_numpy().view("int64")).all(), (path, reader, name)
+        assert schema.field("f").type == pa.float64()
+
+
 def test_both_launchers_write_the_same_schemas(sweeps):
     for table in ("traces.parquet", "runs.parquet"):
         basic = pq.read_schema(sweeps["basic"] / table).remove_metadata()

@@ -52,6 +52,7 @@ def varied_table(n: int, seed: int) -> pa.Table:
         {},  # pyarrow's defaults: dictionaries, statistics, the Arrow schema in the key-value metadata
         {"store_schema": False, "use_dictionary": ["run_id", "status"], "write_statistics": False},  # chunk files
         {"compression": "zstd", "row_group_size": 100},
+        {"compression": "lz4", "use_byte_stream_split": ["f"], "store_schema": False},  # trace files
     ],
 )
 def test_a_footer_decodes_and_encodes_to_pyarrows_bytes(tmp_path, options):
