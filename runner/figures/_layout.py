@@ -164,7 +164,7 @@ def _layout(
     extra_panel_keys=(),
     max_panels: int = MAX_PANELS,
 ) -> _Layout:
-    traced_ids = set(traces["run_id"].unique()) if "run_id" in traces.columns and len(traces) else set()
+    traced_ids = _traced_ids(traces)
     traced = runs[runs["run_id"].isin(traced_ids)]
     keys = swept_keys(traced)
     grid = is_grid(traced, keys)
@@ -188,6 +188,17 @@ def _layout(
         traced = pd.concat([p for _, p in panels])
     failed = runs[~runs["run_id"].isin(traced_ids)]
     return _Layout(hue, values, _styles(values), panels, traced, failed, keys, " and ".join(shown), grid)
+
+
+def _traced_ids(traces: pd.DataFrame) -> set:
+    """The runs that have trace rows."""
+    return set(traces["run_id"].unique()) if "run_id" in traces.columns and len(traces) else set()
+
+
+def _traced_swept_keys(traces: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
+    """The swept keys of the runs that have traces, as :func:`_layout` finds them (its ``swept``): a figure
+    that needs a key swept (or not) asks this first, for the price of one look at the tables."""
+    return swept_keys(runs[runs["run_id"].isin(_traced_ids(traces))])
 
 
 def _evenly(items: list, most: int) -> list:
@@ -329,7 +340,8 @@ def _low_dim_runs(traces, runs, dim: int, max_panels: int = MAX_PANELS):
     ids = [rid for rid, d in dims.items() if d == dim]
     if not ids:
         return None
-    traces = traces[traces["run_id"].isin(ids)]
+    if not _traced_ids(traces) <= set(ids):  # else every traced run is drawn: no copy of the table
+        traces = traces[traces["run_id"].isin(ids)]
     panel_runs = runs[runs["run_id"].isin(ids) | ~runs["run_id"].isin(dims)]
     layout = _layout(traces, panel_runs, max_panels=max_panels)
     extra = _objective_panel_keys(layout.hue)

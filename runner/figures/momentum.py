@@ -6,7 +6,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from runner.figures._data import MOMENTUM, _column, reached_tol
-from runner.figures._layout import _layout
+from runner.figures._layout import _layout, _traced_swept_keys
 from runner.figures._series import _Curve
 from runner.figures._style import TOL_RULE, _fmt
 from runner.figures.convergence import _convergence
@@ -22,6 +22,9 @@ def figure(traces: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
     learning rate; when lr is swept too, the ``heatmap_lr_momentum`` figure is the comparison.
     """
     if traces.empty or MOMENTUM not in runs.columns:
+        return None
+    swept = _traced_swept_keys(traces, runs)  # the layout's own test, before the layout is built
+    if MOMENTUM not in swept or "lr" in swept:
         return None
     layout = _layout(traces, runs, hue=MOMENTUM)
     if MOMENTUM not in layout.swept or "lr" in layout.swept or 0 not in layout.hue_values:
