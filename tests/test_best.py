@@ -19,7 +19,7 @@ import pytest
 import runner
 from runner.best import best_configs, best_table, rank_configs
 from runner.columns import COLUMN_TYPES
-from tests.helpers import REPO, run_module
+from tests.helpers import REPO, run_module, sweep_watching_pandas
 
 NO_PAGE = ["hydra.callbacks.sweep_end.figures=false", "hydra.callbacks.sweep_end.report=false"]
 SWEEPS = {
@@ -200,42 +200,10 @@ def test_an_empty_table_ranks_nothing(sweeps):
 def test_a_sweep_without_its_page_never_imports_pandas(tmp_path):
     """``python -m runner``'s process, a batched sweep with report=false and figures=false: pandas is never imported,
     and the best configs are printed."""
-    script = f"""
-import sys
-import traceback
-
-attempts = []  # the functions on the stack at each import of pandas
-
-
-class Watch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "pandas":
-            attempts.append([frame.name for frame in traceback.extract_stack()])
-
-
-sys.meta_path.insert(0, Watch())
-sys.argv = ["runner", "-m", "hydra/launcher=batched", "lr=0.1,0.2", "optimizer=momentum", "max_iter=5",
-            "hydra.sweep.dir={tmp_path / "sweep"}", *{NO_PAGE!r}]
-from runner.cli import main  # what python -m runner runs
-
-try:
-    main()
-except SystemExit as err:
-    assert not err.code, err.code
-assert not attempts and "pandas" not in sys.modules, attempts
-print("no pandas")
-"""
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=tmp_path,
-        env={"PYTHONPATH": str(REPO), "PATH": ""},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = sweep_watching_pandas(tmp_path / "sweep", *NO_PAGE, then="assert 'pandas' not in sys.modules")
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    assert lines[-1] == "no pandas", done.stdout
+    assert lines[-1] == "pandas imports: 0", done.stdout
     assert any(line.startswith("best: shifted_quadratic, momentum") for line in lines), done.stdout
     assert lines[-2].startswith("  2. lr="), done.stdout
 

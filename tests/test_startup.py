@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from runner.app import compose_primary_once, config_dir
 from runner.store import read_table
+from tests.helpers import sweep_watching_pandas
 
 SWEEP = ["lr=0.1,0.2", "optimizer.momentum=0,0.5", "optimizer=momentum", "hydra/launcher=batched"]
 
@@ -90,33 +91,7 @@ def test_read_table_reads_what_pq_read_table_reads_and_refuses_a_missing_column(
 def test_a_sweep_from_the_shell_imports_pandas_only_at_its_end_and_load_still_gets_it(tmp_path):
     """In ``python -m runner``'s process: no pandas while the jobs run (the best configs printed at the
     sweep's end rank them with pandas); then load() and pandas objects work."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parent.parent
-    script = f"""
-import sys
-import traceback
-first_import = []  # the functions on the stack when pandas was first imported
-
-
-class Watch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "pandas" and not first_import:
-            first_import.append([frame.name for frame in traceback.extract_stack()])
-
-
-sys.meta_path.insert(0, Watch())
-sys.argv = ["runner", "-m", "hydra/launcher=batched", "lr=0.1,0.2", "optimizer=momentum", "max_iter=5",
-            "hydra.sweep.dir={tmp_path / "sweep"}", "hydra.callbacks.sweep_end.figures=false"]
-from runner.app import cli
-try:
-    cli()
-except SystemExit as err:
-    assert not err.code, err.code
-assert first_import and "finish_sweep" in first_import[0], first_import
-assert "run_jobs" not in first_import[0] and "run_task" not in first_import[0], first_import
+    then = f"""
 import pyarrow as pa
 import runner
 traces = runner.load("{tmp_path / "sweep"}")
@@ -124,12 +99,9 @@ assert len(traces) == 12 and type(traces).__module__.startswith("pandas"), type(
 assert pa.table(traces).num_rows == 12 and pa.array(traces["f"]).type == pa.float64()
 print("ok")
 """
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=tmp_path,
-        env={"PYTHONPATH": str(repo), "PATH": ""},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = sweep_watching_pandas(tmp_path / "sweep", "hydra.callbacks.sweep_end.figures=false", then=then)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout + done.stderr
+    [imports] = [line for line in done.stdout.splitlines() if line.startswith("pandas imports:")]
+    first_import = imports.split(" ", 3)[3]  # the functions on the stack at the first
+    assert not imports.startswith("pandas imports: 0") and "finish_sweep" in first_import, imports
+    assert "run_jobs" not in first_import and "run_task" not in first_import, imports
