@@ -556,16 +556,7 @@ def write_part(
     traces_path = chunk_file(sweep_dir, name, TRACES_FILE)
 
     def write_traces() -> None:
-        atomic_write(
-            traces_path,
-            lambda tmp: pq.write_table(
-                trace_table,
-                tmp,
-                store_schema=False,  # the dictionary-encoded constants read back in their plain types
-                write_statistics=False,  # a sixth of the writing time; nothing reads them in a chunk file
-                **trace_file_options(trace_table.schema),
-            ),
-        )
+        write_chunk_traces(traces_path, trace_table)
 
     # Traces first: a runs part is only there once its traces are.
     if callable(runs):
@@ -574,6 +565,18 @@ def write_part(
         write_traces()
     runs_table = pa.concat_tables(runs, promote_options="permissive")
     atomic_write(chunk_file(sweep_dir, name, RUNS_FILE), lambda tmp: pq.write_table(runs_table, tmp))
+
+
+def write_chunk_traces(path: Path, table: pa.Table) -> None:
+    """A chunk's traces file, written atomically: :func:`trace_file_options`, without the Arrow schema, so that
+    the dictionary-encoded constants read back in their plain types, and without statistics (a sixth of
+    the writing time; nothing reads them in a chunk file)."""
+    atomic_write(
+        path,
+        lambda tmp: pq.write_table(
+            table, tmp, store_schema=False, write_statistics=False, **trace_file_options(table.schema)
+        ),
+    )
 
 
 def _while_writing(write: Callable[[], None], build: Callable[[], list], written: Path, runs_path: Path) -> list:
@@ -770,7 +773,7 @@ def _keep_whole_runs(runs_path: Path, traces_path: Path) -> None:
     keep = [counts.get(r) == n for r, n in zip(run_ids, rows, strict=True)]
     runs = runs.filter(pa.array(keep, pa.bool_()))
     kept = pc.is_in(traces["run_id"], value_set=runs["run_id"].combine_chunks())
-    write_table(traces_path, traces.filter(kept), store_schema=False, **trace_file_options(traces.schema))
+    write_chunk_traces(traces_path, traces.filter(kept))
     write_table(runs_path, runs)
 
 
@@ -802,5 +805,5 @@ def drop_runs(sweep_dir: Path, jobs: set[str]) -> None:
         traces = read_table(traces_path)
         dropped = runs.filter(drop)["run_id"].combine_chunks()
         traces = traces.filter(pc.invert(pc.is_in(traces["run_id"], value_set=dropped)))
-        write_table(traces_path, traces, store_schema=False, **trace_file_options(traces.schema))
+        write_chunk_traces(traces_path, traces)
         write_table(runs_path, runs.filter(pc.invert(drop)))
