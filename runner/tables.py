@@ -284,8 +284,10 @@ def write_tables(sweep_dir: str | Path) -> pa.Table:
     """
     sweep_dir = Path(sweep_dir)
     runs, sources = _sources(sweep_dir)
-    # The batched launcher joined a new sweep's traces.parquet as its chunks ended (runner.store.TracesJoin).
-    if not joined_already(sweep_dir):
+    # The batched launcher joined a new sweep's traces.parquet as its chunks ended (runner.store.TracesJoin):
+    # it stands when the tables read every chunk file it joined (a chunk whose runs do not read is left out).
+    every_chunk = [source.path for source in sources] == chunk_files(sweep_dir, TRACES_FILE)
+    if not (every_chunk and joined_already(sweep_dir)):
         _write_traces(sweep_dir / TRACES_FILE, sources)
     write_table(sweep_dir / RUNS_FILE, runs)
     return runs

@@ -5,6 +5,7 @@ the project did not write.
 
 from __future__ import annotations
 
+import os
 import struct
 
 import duckdb
@@ -173,6 +174,22 @@ def test_a_new_sweep_joins_its_chunk_files_as_they_end_and_the_tables_keep_it(tm
     monkeypatch.setattr(tables, "join_parquet", refuse)
     tables.write_tables(tmp_path)  # encoded again, from the chunk files
     pd.testing.assert_frame_equal(joined, runner.load(tmp_path), check_exact=True)
+
+
+def test_a_joined_file_is_not_kept_when_a_chunks_runs_file_does_not_read(tmp_path, capsys):
+    """The tables leave out the traces of a chunk whose runs file does not read; so the joined file, which holds
+    them, is written again without them."""
+    run_jobs(jobs_of(GRIDS["momentum"]), tmp_path, chunk_size=3)
+    assert tables.joined_already(tmp_path)
+    damaged = sorted((tmp_path / PARTS_DIR).glob(f"*.{store.RUNS_FILE}"))[0]
+    written = damaged.stat()
+    damaged.write_bytes(b"not parquet")
+    os.utime(damaged, ns=(written.st_atime_ns, written.st_mtime_ns))  # damaged in place: no newer than the table
+    tables.write_tables(tmp_path)
+    assert f"tables: skipped {PARTS_DIR}/{damaged.name}" in capsys.readouterr().err
+    runs, traces = runner.load_runs(tmp_path), runner.load(tmp_path)
+    assert len(runs) == len(GRIDS["momentum"]) - 3
+    assert set(traces["run_id"]) == set(runs["run_id"])
 
 
 def test_a_sweep_with_runs_beside_its_chunks_leaves_the_table_to_write_tables(tmp_path):
