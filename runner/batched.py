@@ -37,6 +37,7 @@ jobs and calls :func:`run_jobs`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -739,6 +740,7 @@ def run_jobs(
     resume: bool = True,
     progress: Callable[..., None] | None = None,
     engine: Callable | None = None,
+    workers: int = 1,
 ) -> list:
     """Run every job of a sweep: batched where they share an objective and an optimizer, alone otherwise.
 
@@ -756,7 +758,8 @@ def run_jobs(
     planned here, the same for every engine, and each writes its own files, so that the tables
     are the same whatever ran them. A chunk an engine could not run (its worker died, its job
     timed out) records each of its runs as failed, in the job's folder as a failed lone run would
-    (:func:`record_failed`); a resume runs them again.
+    (:func:`record_failed`); a resume runs them again. ``workers`` is how many chunks the engine runs
+    at once: each group is cut into a multiple of it, evenly (:func:`plan_chunks`).
 
     With ``resume``, as a sweep run again into its folder: a job that an earlier launch
     finished (same folder name, same config hash) is not run again (its entry has
@@ -801,6 +804,7 @@ def run_jobs(
         f"{part_prefix}-{launch}",
         chunk_size=chunk_size,
         max_chunk_bytes=max_chunk_bytes,
+        workers=workers,
     )
     # A new sweep's traces.parquet is joined from its chunk files as they end, while the others still run.
     joining = TracesJoin(sweep_dir) if chunks and not chunk_files(sweep_dir, TRACES_FILE) else None
@@ -910,10 +914,17 @@ def plan_chunks(
     *,
     chunk_size: int,
     max_chunk_bytes: int,
+    workers: int = 1,
 ) -> list[Chunk]:
     """The groups cut into batches of at most ``chunk_size`` configs (fewer when their traces would pass
     ``max_chunk_bytes``), and the batches into chunk files ``<prefix>-<k>``: consecutive small batches
-    share a file up to the size of the batch that joins them. Each group keeps its order."""
+    share a file up to the size of the batch that joins them. Each group keeps its order.
+
+    A group's batches are even (sizes differ by one at most), and there are a multiple of ``workers`` of
+    them (the chunks an engine runs at once) while each keeps a config: 1,000 configs on 2 workers are
+    two batches of 500, not one that leaves a worker idle; 10,000 of at most 599 are 18 of 555 or 556,
+    not 16 and a tail of 416 that runs alone at the end. The results do not depend on the cut: each
+    config's arithmetic is its own row's."""
     chunks: list[Chunk] = []
     pieces: list[Piece] = []
     pending = 0
@@ -927,23 +938,34 @@ def plan_chunks(
 
     for group in groups:
         size = _chunk_size(group, chunk_size, max_chunk_bytes)
-        for lo in range(0, len(group.indices), size):
-            indices = group.indices[lo : lo + size]
-            if pending + len(indices) > size:
+        bounds = _even_cuts(len(group.indices), size, workers)
+        cut = len(bounds) > 2  # a group cut in batches: each is a chunk of its own
+        for lo, hi in itertools.pairwise(bounds):
+            indices = group.indices[lo:hi]
+            if cut or pending + len(indices) > size:
                 close()
             piece = Piece(
                 indices=indices,
                 jobs=[jobs[i] for i in indices],
                 ids=[ids[i] for i in indices],
-                x0=np.stack(group.x0[lo : lo + size]),
-                settings=group.settings[lo : lo + size],
+                x0=np.stack(group.x0[lo:hi]),
+                settings=group.settings[lo:hi],
             )
             pieces.append(piece)
             pending += len(indices)
-            if pending >= size:
+            if cut or pending >= size:
                 close()
     close()
     return chunks
+
+
+def _even_cuts(n: int, size: int, workers: int) -> list[int]:
+    """Where ``n`` configs are cut into batches of at most ``size``: the fewest batches, rounded up to a
+    multiple of ``workers`` (but not past ``n``), each as large as the others or one smaller; the
+    ``k + 1`` bounds ``[0, ..., n]``."""
+    count = max(1, -(-n // size))
+    count = min(max(n, 1), -(-count // workers) * workers)
+    return [n * k // count for k in range(count + 1)]
 
 
 def run_chunk(chunk: Chunk) -> ChunkDone:

@@ -406,6 +406,45 @@ def test_a_large_grid_runs_in_chunks_of_at_most_chunk_size(tmp_path, monkeypatch
     assert max(held) == 5
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 40, 599, 1000, 10_000])
+@pytest.mark.parametrize("size", [1, 8, 599, 1024])
+@pytest.mark.parametrize("workers", [1, 2, 3, 64])
+def test_a_group_is_cut_evenly_in_a_multiple_of_the_workers(n, size, workers):
+    bounds = batched._even_cuts(n, size, workers)
+    sizes = np.diff(bounds)
+    fewest = -(-n // size)  # the fewest batches of at most size
+    assert bounds[0] == 0 and bounds[-1] == n and sizes.min() >= 1 and sizes.max() <= size
+    assert sizes.max() - sizes.min() <= 1  # even
+    assert len(sizes) % workers == 0 or len(sizes) == n  # every worker has as many, unless a config each
+    assert len(sizes) - workers < fewest <= len(sizes)  # no more than that takes
+
+
+def test_chunks_cut_for_two_workers_hold_the_same_runs(tmp_path, monkeypatch):
+    held = []
+    minimize = batched.minimize_batch
+
+    def counting_minimize(objective, optimizer, x0, **kwargs):
+        held.append(len(x0))
+        return minimize(objective, optimizer, x0, **kwargs)
+
+    monkeypatch.setattr(batched, "minimize_batch", counting_minimize)
+    configs = [
+        config(lr=lr, max_iter=60, **{"optimizer.momentum": m})
+        for lr in np.linspace(0.1, 3, 10).round(3).tolist()
+        for m in (0.0, 0.3, 0.6, 0.9)
+    ]
+    cuts = {"one": (8, 1), "two": (8, 2), "whole": (64, 1), "halves": (64, 2)}
+    batches = {}
+    for name, (chunk_size, workers) in cuts.items():
+        held.clear()
+        run_jobs(jobs_of(configs), tmp_path / name, chunk_size=chunk_size, workers=workers)
+        batches[name] = list(held)
+        assert len(list((tmp_path / name / PARTS_DIR).glob("*.runs.parquet"))) == len(held)
+    assert batches == {"one": [8] * 5, "two": [6, 7, 7, 6, 7, 7], "whole": [40], "halves": [20, 20]}
+    for name in ("two", "whole", "halves"):
+        assert_same_sweep(tmp_path / name, tmp_path / "one")
+
+
 def test_the_sweep_tables_are_written_a_file_at_a_time(tmp_path, monkeypatch):
     import pyarrow as pa
 

@@ -120,6 +120,7 @@ def _launch_batched(
     from runner.progress import current_sweep
 
     log.info(f"Launching {len(job_overrides)} jobs, batched")
+    engines.start(launcher)
     jobs = []
     for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
         composed = launcher.composer.job(list(overrides), idx)
@@ -141,6 +142,7 @@ def _launch_batched(
                 # the sweep's progress (runner.app.SweepProgress, when configured): chunks as they end
                 progress=sweep.chunk_ended if (sweep := current_sweep()) is not None else None,
                 engine=engines.engine(launcher),
+                workers=engines.workers(launcher),
             )
     except KeyboardInterrupt as err:  # a second Ctrl-C while a chunk was written names the chunk (WriteInterrupted)
         what = f"{err}; " if str(err) else ""

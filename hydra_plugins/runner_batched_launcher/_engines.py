@@ -16,6 +16,7 @@ package; :data:`ENGINES` maps each name to its function and the extra that insta
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import as_completed
@@ -39,25 +40,49 @@ def joblib_processes(work: Callable, chunks: Sequence, settings: Any) -> Ended:
     A worker that dies (killed, out of memory) breaks the pool and every chunk then in it; those
     run again one at a time, so that the chunk that kills its worker is the only one that fails.
     """
-    from joblib import cpu_count, effective_n_jobs
-
     if not chunks:
         return
-    workers = max(1, min(effective_n_jobs(settings.n_jobs), len(chunks)))
-    broken = yield from _loky_round(work, chunks, range(len(chunks)), workers, cpu_count())
+    workers = min(joblib_workers(settings), len(chunks))
+    broken = yield from _loky_round(work, chunks, range(len(chunks)), workers)
     for k, _ in broken:  # alone in the pool: if its worker dies again, this chunk is the one that kills it
-        yield from (yield from _loky_round(work, chunks, [k], 1, cpu_count()))
+        yield from (yield from _loky_round(work, chunks, [k], 1))
 
 
-def _loky_round(work: Callable, chunks: Sequence, keys, workers: int, cores: int):
-    """Run ``chunks[k]`` for ``k`` in ``keys`` on ``workers`` processes; yield what ends; return
-    ``[(k, error)]`` for the chunks a dying worker took down with it."""
+def joblib_workers(settings: Any) -> int:
+    """The processes ``n_jobs`` asks for (joblib's count: -1 every core, -2 all but one)."""
+    from joblib import effective_n_jobs
+
+    return max(1, effective_n_jobs(settings.n_jobs))
+
+
+def start_joblib(settings: Any) -> None:
+    """Start the worker processes now, and their imports of the runner, numpy and pyarrow (about 0.5 s
+    each): they run while this process composes the jobs, and the pool is the one the chunks then use."""
+    workers = joblib_workers(settings)
+    executor = _loky_executor(workers)
+    for _ in range(workers):
+        executor.submit(_import_chunk_work)
+
+
+def _import_chunk_work() -> None:
+    import runner.batched  # noqa: F401  (what unpickling the first chunk would import)
+
+
+def _loky_executor(workers: int):
+    """joblib's reusable loky executor of ``workers`` processes: the same one for the same count."""
+    from joblib import cpu_count
     from joblib.externals.loky import get_reusable_executor
 
     # numpy's BLAS in each worker gets its share of the cores, not all of them (joblib does the same).
-    threads = str(max(1, cores // workers))
+    threads = str(max(1, cpu_count() // workers))
     env = dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), threads)
-    executor = get_reusable_executor(max_workers=workers, env=env)
+    return get_reusable_executor(max_workers=workers, env=env)
+
+
+def _loky_round(work: Callable, chunks: Sequence, keys, workers: int):
+    """Run ``chunks[k]`` for ``k`` in ``keys`` on ``workers`` processes; yield what ends; return
+    ``[(k, error)]`` for the chunks a dying worker took down with it."""
+    executor = _loky_executor(workers)
     futures = {executor.submit(work, chunks[k]): k for k in keys}
     broken = []
     try:
@@ -158,20 +183,37 @@ def submitit_jobs(work: Callable, chunks: Sequence, settings: Any) -> Ended:
         raise
 
 
+def one(settings: Any) -> int:
+    return 1
+
+
+def ray_workers(settings: Any) -> int:
+    """The chunks a Ray instance started here runs at once (its CPUs by a task's); 1 on a cluster, whose size
+    is not known before it is joined."""
+    if settings.ray["address"] is not None:
+        return 1
+    cpus = settings.ray["init"].get("num_cpus") or os.cpu_count() or 1
+    return max(1, int(cpus // settings.ray["remote"].get("num_cpus", 1)))
+
+
 @dataclass(frozen=True)
 class Engine:
-    """An engine's function, the module it needs and the extra of the project that installs it."""
+    """An engine: its function; how many chunks it runs at once (the planner cuts each group into a
+    multiple of that); what it starts before the jobs are composed; the module it needs and the extra
+    of the project that installs it."""
 
     run: Callable[[Callable, Sequence, Any], Ended]
+    workers: Callable[[Any], int] = one
+    start: Callable[[Any], None] | None = None
     module: str | None = None
     extra: str | None = None
 
 
 ENGINES = {
     "local": Engine(local),
-    "joblib": Engine(joblib_processes, "joblib", "joblib"),
-    "ray": Engine(ray_tasks, "ray", "ray"),
-    "submitit": Engine(submitit_jobs, "submitit", "submitit"),
+    "joblib": Engine(joblib_processes, joblib_workers, start_joblib, "joblib", "joblib"),
+    "ray": Engine(ray_tasks, ray_workers, module="ray", extra="ray"),
+    "submitit": Engine(submitit_jobs, module="submitit", extra="submitit"),
 }
 CLUSTERS = ("local", "slurm")
 
@@ -210,3 +252,15 @@ def engine(settings: Any) -> Callable[[Callable, Sequence], Ended]:
     """The engine that ``settings`` names, as ``run_jobs`` calls it: ``engine(work, chunks)``."""
     run = ENGINES[settings.engine].run
     return lambda work, chunks: run(work, chunks, settings)
+
+
+def workers(settings: Any) -> int:
+    """How many chunks the engine that ``settings`` names runs at once."""
+    return ENGINES[settings.engine].workers(settings)
+
+
+def start(settings: Any) -> None:
+    """Start what the engine that ``settings`` names needs before its first chunk (joblib: its processes)."""
+    begin = ENGINES[settings.engine].start
+    if begin is not None:
+        begin(settings)
