@@ -463,6 +463,8 @@ def test_draw_takes_the_tables_it_is_given_and_saves_each_figure_with_one_layout
     from runner.figures._data import TRACE_COLUMNS
 
     read, given = shutil.copytree(big_grid, tmp_path / "read"), shutil.copytree(big_grid, tmp_path / "given")
+    # Every figure drawn in this process: a forked copy's calls to savefig would not reach the list below.
+    monkeypatch.setattr(figures._shared, "can_fork", lambda: False)
     engines = []  # the layout engine of each figure as it is saved: none, the layout is kept from the first pass
     save = Figure.savefig
     monkeypatch.setattr(

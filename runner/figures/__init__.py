@@ -98,6 +98,7 @@ from matplotlib.figure import Figure
 
 from runner.figures._data import FIGURES_DIR, TRACE_COLUMNS, atomic_write, load, load_runs, reading, trust_config_dir
 from runner.figures._layout import DPI, freeze_layout
+from runner.figures._shared import shared
 
 FORMATS = ("png", "pdf")
 SAVE = {
@@ -145,9 +146,10 @@ def draw(path: str | Path, runs: pd.DataFrame | None = None, traces: pd.DataFram
     """Draw every figure that fits the runs below ``path`` into ``path/figures/``.
 
     ``path`` is a sweep folder or a single run's folder. Returns the files
-    written, a PNG and a PDF per figure. A figure that fails is reported on
-    stderr and skipped; the others are still drawn. Figure files of a previous
-    draw that no longer apply are removed.
+    written, a PNG and a PDF per figure, in registry order. A figure that fails is
+    reported on stderr and skipped; the others are still drawn. Figure files of a
+    previous draw that no longer apply are removed. With two cores or more, a forked
+    copy of this process draws some of the figures (:func:`runner.figures._shared.shared`).
 
     ``runs`` (``load_runs(path)``) and ``traces`` (``load(path, columns=TRACE_COLUMNS)``, or more
     columns) are read from ``path`` unless given: a caller that has just loaded them passes them on.
@@ -155,26 +157,39 @@ def draw(path: str | Path, runs: pd.DataFrame | None = None, traces: pd.DataFram
     path = Path(path)
     runs = load_runs(path) if runs is None else runs
     traces = load(path, columns=TRACE_COLUMNS) if traces is None else traces
-    out = path / FIGURES_DIR
+    drawn = shared(list(REGISTRY), lambda name: _draw_one(path, name, traces, runs))
     written = []
-    for name, module in REGISTRY.items():
-        try:
-            with reading(path):
-                fig = module.figure(traces, runs)
-                if fig is not None:
-                    freeze_layout(fig)  # one layout for the PNG and the PDF
-        except Exception as err:  # one broken figure must not cost the others
-            print(f"figures: {name} not drawn ({type(err).__name__}: {err})", file=sys.stderr, flush=True)
-            fig = None
-        for fmt in FORMATS:
-            target = out / f"{name}.{fmt}"
-            if fig is None:
-                target.unlink(missing_ok=True)
-                continue
-            out.mkdir(exist_ok=True)
-            atomic_write(target, lambda tmp, fig=fig, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=DPI, **SAVE[fmt]))
-            written.append(target)
+    for name in REGISTRY:
+        files, failure = drawn[name]
+        if failure:
+            print(f"figures: {name} not drawn ({failure})", file=sys.stderr, flush=True)
+        written += files
     return written
+
+
+def _draw_one(path: Path, name: str, traces: pd.DataFrame, runs: pd.DataFrame) -> tuple[list[Path], str | None]:
+    """Figure ``name`` of the runs below ``path``, written as PNG and PDF (or its old files removed when it
+    does not apply): ``(the files written, why it was not drawn or None)``. A figure that raises is not
+    drawn; a file that cannot be written raises (:class:`runner.store.WriteError`)."""
+    out = path / FIGURES_DIR
+    try:
+        with reading(path):
+            fig = REGISTRY[name].figure(traces, runs)
+            if fig is not None:
+                freeze_layout(fig)  # one layout for the PNG and the PDF
+        failure = None
+    except Exception as err:  # one broken figure must not cost the others
+        fig, failure = None, f"{type(err).__name__}: {err}"
+    written = []
+    for fmt in FORMATS:
+        target = out / f"{name}.{fmt}"
+        if fig is None:
+            target.unlink(missing_ok=True)
+            continue
+        out.mkdir(exist_ok=True)
+        atomic_write(target, lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=DPI, **SAVE[fmt]))
+        written.append(target)
+    return written, failure
 
 
 def figures(traces: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Figure]:
@@ -210,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         trust_config_dir(conf)
     try:
         written = draw(args.dir)
+    except KeyboardInterrupt:  # the figures written so far are whole: each file is renamed into place
+        print(f"interrupted: the figures written so far are in {args.dir / FIGURES_DIR}", file=sys.stderr)
+        return 130  # 128 + SIGINT, the command line's code for Ctrl-C (runner.interrupt, a layer above)
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
