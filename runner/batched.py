@@ -741,6 +741,7 @@ def run_jobs(
     progress: Callable[..., None] | None = None,
     engine: Callable | None = None,
     workers: int = 1,
+    threads: int = 1,
 ) -> list:
     """Run every job of a sweep: batched where they share an objective and an optimizer, alone otherwise.
 
@@ -759,7 +760,8 @@ def run_jobs(
     are the same whatever ran them. A chunk an engine could not run (its worker died, its job
     timed out) records each of its runs as failed, in the job's folder as a failed lone run would
     (:func:`record_failed`); a resume runs them again. ``workers`` is how many chunks the engine runs
-    at once: each group is cut into a multiple of it, evenly (:func:`plan_chunks`).
+    at once: each group is cut into a multiple of it, evenly (:func:`plan_chunks`); ``threads``, how
+    many threads each chunk may write its traces file with (:func:`runner.store.write_chunk_traces`).
 
     With ``resume``, as a sweep run again into its folder: a job that an earlier launch
     finished (same folder name, same config hash) is not run again (its entry has
@@ -805,6 +807,7 @@ def run_jobs(
         chunk_size=chunk_size,
         max_chunk_bytes=max_chunk_bytes,
         workers=workers,
+        threads=threads,
     )
     # A new sweep's traces.parquet is joined from its chunk files as they end, while the others still run.
     joining = TracesJoin(sweep_dir) if chunks and not chunk_files(sweep_dir, TRACES_FILE) else None
@@ -892,6 +895,7 @@ class Chunk:
     sweep_dir: str
     name: str
     pieces: list[Piece]
+    threads: int = 1  # the threads that may write its traces file: the cores the engine leaves each chunk
 
 
 @dataclass(frozen=True)
@@ -915,6 +919,7 @@ def plan_chunks(
     chunk_size: int,
     max_chunk_bytes: int,
     workers: int = 1,
+    threads: int = 1,
 ) -> list[Chunk]:
     """The groups cut into batches of at most ``chunk_size`` configs (fewer when their traces would pass
     ``max_chunk_bytes``), and the batches into chunk files ``<prefix>-<k>``: consecutive small batches
@@ -924,7 +929,7 @@ def plan_chunks(
     them (the chunks an engine runs at once) while each keeps a config: 1,000 configs on 2 workers are
     two batches of 500, not one that leaves a worker idle; 10,000 of at most 599 are 18 of 555 or 556,
     not 16 and a tail of 416 that runs alone at the end. The results do not depend on the cut: each
-    config's arithmetic is its own row's."""
+    config's arithmetic is its own row's. ``threads``: how many threads each chunk may write with."""
     chunks: list[Chunk] = []
     pieces: list[Piece] = []
     pending = 0
@@ -932,7 +937,7 @@ def plan_chunks(
     def close():
         nonlocal pending
         if pieces:
-            chunks.append(Chunk(sweep_dir, f"{prefix}-{len(chunks):04d}", list(pieces)))
+            chunks.append(Chunk(sweep_dir, f"{prefix}-{len(chunks):04d}", list(pieces), threads))
             pieces.clear()
             pending = 0
 
@@ -1019,7 +1024,9 @@ def run_chunk(chunk: Chunk) -> ChunkDone:
             break
     if built:
         # The runs rows are built while the traces file is written: Python's work beside Arrow's.
-        write_part(sweep_dir, chunk.name, lambda: [_piece_runs(p) for p in built], [p.traces for p in built])
+        write_part(
+            sweep_dir, chunk.name, lambda: [_piece_runs(p) for p in built], [p.traces for p in built], chunk.threads
+        )
     return ChunkDone(outcomes, alone, interrupted, iterations)
 
 

@@ -540,7 +540,11 @@ def chunk_file(sweep_dir: Path, name: str, table: str) -> Path:
 
 
 def write_part(
-    sweep_dir: Path, name: str, runs: list[pa.Table] | Callable[[], list[pa.Table]], traces: list[pa.Table]
+    sweep_dir: Path,
+    name: str,
+    runs: list[pa.Table] | Callable[[], list[pa.Table]],
+    traces: list[pa.Table],
+    threads: int = 1,
 ) -> None:
     """Write a chunk as ``parts/<name>.traces.parquet``, then ``parts/<name>.runs.parquet``.
 
@@ -549,14 +553,15 @@ def write_part(
     ``runs`` may be the function that builds the runs tables: it is then called while another
     thread writes the traces file (Arrow's writer releases the GIL), and when it raises, or Ctrl-C
     comes, the traces file is removed once written (a traces file without its runs file holds no
-    runs: :func:`repair_parts`).
+    runs: :func:`repair_parts`). ``threads``: how many threads may write the traces file
+    (:func:`write_chunk_traces`).
     """
     (Path(sweep_dir) / PARTS_DIR).mkdir(parents=True, exist_ok=True)
     trace_table = pa.concat_tables(traces, promote_options="permissive")
     traces_path = chunk_file(sweep_dir, name, TRACES_FILE)
 
     def write_traces() -> None:
-        write_chunk_traces(traces_path, trace_table)
+        write_chunk_traces(traces_path, trace_table, threads)
 
     # Traces first: a runs part is only there once its traces are.
     if callable(runs):
@@ -567,16 +572,54 @@ def write_part(
     atomic_write(chunk_file(sweep_dir, name, RUNS_FILE), lambda tmp: pq.write_table(runs_table, tmp))
 
 
-def write_chunk_traces(path: Path, table: pa.Table) -> None:
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the system has one)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+
+
+# Below this many rows a traces file is written by one thread: the rows of a thread's share must
+# outweigh starting it and the join.
+SPLIT_WRITE_ROWS = 200_000
+
+
+def write_chunk_traces(path: Path, table: pa.Table, threads: int = 1) -> None:
     """A chunk's traces file, written atomically: :func:`trace_file_options`, without the Arrow schema, so that
     the dictionary-encoded constants read back in their plain types, and without statistics (a sixth of
-    the writing time; nothing reads them in a chunk file)."""
-    atomic_write(
-        path,
-        lambda tmp: pq.write_table(
-            table, tmp, store_schema=False, write_statistics=False, **trace_file_options(table.schema)
-        ),
-    )
+    the writing time; nothing reads them in a chunk file).
+
+    With ``threads`` > 1 and at least :data:`SPLIT_WRITE_ROWS` rows, the rows are cut into ``threads``
+    consecutive shares, each written by its own thread (Arrow's writer releases the GIL) to a temporary
+    file, and the shares' row groups are then joined byte for byte (:func:`runner.splice.splice`): the
+    same rows in the same order, in as many row groups. The shares' files are removed whatever happens.
+    """
+    options = {"store_schema": False, "write_statistics": False, **trace_file_options(table.schema)}
+    threads = max(1, min(threads, table.num_rows // SPLIT_WRITE_ROWS))
+    if threads == 1:
+        atomic_write(path, lambda tmp: pq.write_table(table, tmp, **options))
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    bounds = [table.num_rows * k // threads for k in range(threads + 1)]
+    shares = [temp_name(path.with_name(f"{path.name}.{k}")) for k in range(threads)]
+    try:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            written = [
+                pool.submit(pq.write_table, table.slice(lo, hi - lo), share, **options)
+                for share, lo, hi in zip(shares, bounds, bounds[1:], strict=False)
+            ]
+            for writing in written:
+                writing.result()
+        atomic_write(path, lambda tmp: splice(shares, tmp))
+    except (WriteError, WriteInterrupted):
+        raise
+    except OSError as err:  # a share could not be written: as atomic_write says it
+        raise WriteError(path, err) from err
+    except KeyboardInterrupt:
+        raise WriteInterrupted(path) from None
+    finally:
+        for share in shares:
+            share.unlink(missing_ok=True)
 
 
 def _while_writing(write: Callable[[], None], build: Callable[[], list], written: Path, runs_path: Path) -> list:

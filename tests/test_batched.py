@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -336,6 +337,61 @@ def test_runs_built_while_the_traces_are_written_give_the_same_files(tmp_path):
         assert given.read_bytes() == built.read_bytes()
 
 
+def test_a_traces_file_written_by_several_threads_holds_the_rows_one_thread_writes(tmp_path, monkeypatch):
+    import polars as pl
+
+    import runner.store as store
+
+    _, traces = _chunk_tables_of_a_small_grid(tmp_path)
+    table = pa.concat_tables(traces)
+    monkeypatch.setattr(store, "SPLIT_WRITE_ROWS", table.num_rows // 4)  # this small table in shares
+    one, three = tmp_path / "one.parquet", tmp_path / "three.parquet"
+    store.write_chunk_traces(one, table)
+    store.write_chunk_traces(three, table, threads=3)
+    assert pq.ParquetFile(one).num_row_groups == 1 and pq.ParquetFile(three).num_row_groups == 3
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".tmp") == []  # the shares are gone
+    assert pq.read_table(three).equals(pq.read_table(one))
+    a, b = pl.read_parquet(three), pl.read_parquet(one)  # a reader the project did not write
+    assert a.columns == b.columns and a.dtypes == b.dtypes
+    for name in a.columns:
+        if a[name].dtype == pl.Float64:
+            assert np.array_equal(a[name].to_numpy().view(np.int64), b[name].to_numpy().view(np.int64)), name
+        else:
+            assert a[name].equals(b[name]), name
+
+    def coding(path, group):  # each column's codec and encodings in one row group
+        columns = pq.ParquetFile(path).metadata.row_group(group)
+        return [(c.path_in_schema, c.compression, c.encodings) for c in map(columns.column, range(columns.num_columns))]
+
+    assert all(coding(three, group) == coding(one, 0) for group in range(3))  # every share written alike
+    assert ("f", "LZ4", ("RLE", "BYTE_STREAM_SPLIT")) in coding(three, 2)
+
+
+@pytest.mark.parametrize("fault", ["a share's write fails", "ctrl-c while the shares are written"])
+def test_a_fault_while_the_shares_are_written_leaves_no_file(tmp_path, monkeypatch, fault):
+    import runner.store as store
+
+    _, traces = _chunk_tables_of_a_small_grid(tmp_path)
+    table = pa.concat_tables(traces)
+    monkeypatch.setattr(store, "SPLIT_WRITE_ROWS", table.num_rows // 4)
+    real_write = store.pq.write_table
+
+    def failing_write(part, where, **kwargs):
+        real_write(part, where, **kwargs)  # the share is on disk: the fault must remove it
+        if ".1." in Path(where).name:
+            raise OSError(28, "No space left on device") if fault == "a share's write fails" else KeyboardInterrupt
+
+    monkeypatch.setattr(store.pq, "write_table", failing_write)
+    path = tmp_path / "out" / "c.traces.parquet"
+    path.parent.mkdir()
+    expected = (store.WriteError, "c.traces.parquet could not be written (No space left on device)")
+    if fault != "a share's write fails":
+        expected = (store.WriteInterrupted, "c.traces.parquet was not written (interrupted")
+    with pytest.raises(expected[0], match=re.escape(expected[1])):
+        store.write_chunk_traces(path, table, threads=3)
+    assert list(path.parent.iterdir()) == []
+
+
 @pytest.mark.parametrize("fault", ["build raises", "ctrl-c while building", "the traces write fails"])
 def test_a_fault_while_the_runs_are_built_leaves_neither_file(tmp_path, monkeypatch, fault):
     """Whatever ends a chunk's writing early, its traces file is not left without its runs file, no
@@ -379,10 +435,10 @@ def test_a_large_grid_runs_in_chunks_of_at_most_chunk_size(tmp_path, monkeypatch
 
     written = []
 
-    def counting_write(sweep_dir, name, runs, traces):
+    def counting_write(sweep_dir, name, runs, traces, threads=1):
         runs = runs() if callable(runs) else runs  # the runs tables, or the function that builds them
         written.append(sum(t.num_rows for t in runs))
-        write(sweep_dir, name, runs, traces)
+        write(sweep_dir, name, runs, traces, threads)
 
     monkeypatch.setattr(batched, "minimize_batch", counting_minimize)
     monkeypatch.setattr(batched, "write_part", counting_write)

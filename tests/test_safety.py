@@ -267,13 +267,13 @@ def test_a_failing_chunk_write_is_one_line_and_keeps_the_chunks_before_it(tmp_pa
     import errno, os
     import runner.batched
     real, calls = runner.batched.write_part, []
-    def write_part(sweep_dir, name, runs, traces):
+    def write_part(sweep_dir, name, runs, traces, threads=1):
         calls.append(name)
         if len(calls) == 2:
             from runner.store import WriteError
             full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             raise WriteError(sweep_dir / "parts" / f"{name}.traces.parquet", full)
-        real(sweep_dir, name, runs, traces)
+        real(sweep_dir, name, runs, traces, threads)
     runner.batched.write_part = write_part
     """
     sweep = tmp_path / "s"

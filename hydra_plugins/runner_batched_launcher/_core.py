@@ -143,6 +143,7 @@ def _launch_batched(
                 progress=sweep.chunk_ended if (sweep := current_sweep()) is not None else None,
                 engine=engines.engine(launcher),
                 workers=engines.workers(launcher),
+                threads=engines.threads(launcher),
             )
     except KeyboardInterrupt as err:  # a second Ctrl-C while a chunk was written names the chunk (WriteInterrupted)
         what = f"{err}; " if str(err) else ""

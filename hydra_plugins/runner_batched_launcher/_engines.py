@@ -187,6 +187,30 @@ def one(settings: Any) -> int:
     return 1
 
 
+def local_threads(settings: Any) -> int:
+    """The launcher's own process: every core it may run on."""
+    from runner.store import cores
+
+    return cores()
+
+
+def joblib_threads(settings: Any) -> int:
+    """Each process's share of the cores (as its BLAS gets: see :func:`_loky_executor`)."""
+    from runner.store import cores
+
+    return max(1, cores() // joblib_workers(settings))
+
+
+def ray_threads(settings: Any) -> int:
+    """The CPUs a chunk's task asks Ray for."""
+    return max(1, int(settings.ray["remote"].get("num_cpus", 1)))
+
+
+def submitit_threads(settings: Any) -> int:
+    """The CPUs a chunk's job asks SLURM for."""
+    return settings.submitit["cpus_per_task"]
+
+
 def ray_workers(settings: Any) -> int:
     """The chunks a Ray instance started here runs at once (its CPUs by a task's); 1 on a cluster, whose size
     is not known before it is joined."""
@@ -199,21 +223,22 @@ def ray_workers(settings: Any) -> int:
 @dataclass(frozen=True)
 class Engine:
     """An engine: its function; how many chunks it runs at once (the planner cuts each group into a
-    multiple of that); what it starts before the jobs are composed; the module it needs and the extra
-    of the project that installs it."""
+    multiple of that); how many threads each chunk may write its traces file with; what it starts before
+    the jobs are composed; the module it needs and the extra of the project that installs it."""
 
     run: Callable[[Callable, Sequence, Any], Ended]
     workers: Callable[[Any], int] = one
+    threads: Callable[[Any], int] = one
     start: Callable[[Any], None] | None = None
     module: str | None = None
     extra: str | None = None
 
 
 ENGINES = {
-    "local": Engine(local),
-    "joblib": Engine(joblib_processes, joblib_workers, start_joblib, "joblib", "joblib"),
-    "ray": Engine(ray_tasks, ray_workers, module="ray", extra="ray"),
-    "submitit": Engine(submitit_jobs, module="submitit", extra="submitit"),
+    "local": Engine(local, threads=local_threads),
+    "joblib": Engine(joblib_processes, joblib_workers, joblib_threads, start_joblib, "joblib", "joblib"),
+    "ray": Engine(ray_tasks, ray_workers, ray_threads, module="ray", extra="ray"),
+    "submitit": Engine(submitit_jobs, threads=submitit_threads, module="submitit", extra="submitit"),
 }
 CLUSTERS = ("local", "slurm")
 
@@ -257,6 +282,11 @@ def engine(settings: Any) -> Callable[[Callable, Sequence], Ended]:
 def workers(settings: Any) -> int:
     """How many chunks the engine that ``settings`` names runs at once."""
     return ENGINES[settings.engine].workers(settings)
+
+
+def threads(settings: Any) -> int:
+    """How many threads each chunk of the engine that ``settings`` names may write its traces file with."""
+    return ENGINES[settings.engine].threads(settings)
 
 
 def start(settings: Any) -> None:

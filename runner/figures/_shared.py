@@ -18,13 +18,9 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from typing import TypeVar
 
+from runner.store import cores
+
 Result = TypeVar("Result")
-
-
-def cores() -> int:
-    """The cores this process may run on."""
-    affinity = getattr(os, "sched_getaffinity", None)
-    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
 
 
 def can_fork() -> bool:
