@@ -59,6 +59,9 @@ class WriteError(OSError):
     def __str__(self) -> str:
         return f"{self.filename} could not be written ({self.strerror})"
 
+    def __reduce__(self):  # rebuilt from its path and cause: a figure's process sends it to the sweep's
+        return WriteError, (Path(self.filename), OSError(self.errno, self.strerror))
+
 
 class WriteInterrupted(KeyboardInterrupt):
     """Ctrl-C while a file was written (the second one, when the first stopped a run):

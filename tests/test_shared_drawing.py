@@ -4,6 +4,7 @@ the same files as drawn in one process, and Ctrl-C that leaves neither a process
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -82,6 +83,23 @@ class _maybe_raised:
     def __exit__(self, kind, err, tb):
         assert kind is None or (kind is ValueError and str(err) == "bad key 3")
         return True
+
+
+@needs_fork
+def test_a_write_error_in_the_copy_is_raised_here_as_it_was_raised():
+    from runner.store import WriteError
+
+    parent = os.getpid()
+
+    def work(k):
+        if os.getpid() != parent:
+            raise WriteError(Path("figures/paths.png"), OSError(28, "No space left on device"))
+        time.sleep(0.05)  # the copy takes keys meanwhile
+        return k
+
+    with pytest.raises(WriteError, match=re.escape("figures/paths.png could not be written (No space left on device)")):
+        _shared.shared(list(range(6)), work)
+    assert no_children_left()
 
 
 def test_without_a_fork_every_key_is_worked_here_in_order(monkeypatch):

@@ -16,7 +16,6 @@ package; :data:`ENGINES` maps each name to its function and the extra that insta
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import as_completed
@@ -214,9 +213,11 @@ def submitit_threads(settings: Any) -> int:
 def ray_workers(settings: Any) -> int:
     """The chunks a Ray instance started here runs at once (its CPUs by a task's); 1 on a cluster, whose size
     is not known before it is joined."""
+    from runner.store import cores
+
     if settings.ray["address"] is not None:
         return 1
-    cpus = settings.ray["init"].get("num_cpus") or os.cpu_count() or 1
+    cpus = settings.ray["init"].get("num_cpus") or cores()
     return max(1, int(cpus // settings.ray["remote"].get("num_cpus", 1)))
 
 

@@ -97,8 +97,12 @@ def _serve(keys: Sequence[Hashable], work: Callable, tasks_read: int, results_wr
 
 
 def _error(k: int, err: Exception) -> bytes:
+    """The error ``work`` raised for key ``k``, pickled so that it rebuilds in the parent; an error that does
+    not is sent as a RuntimeError naming its type and message."""
     try:
-        return pickle.dumps((k, None, err))
+        sent = pickle.dumps((k, None, err))
+        pickle.loads(sent)
+        return sent
     except Exception:
         return pickle.dumps((k, None, RuntimeError(f"{type(err).__name__}: {err}")))
 
@@ -110,8 +114,10 @@ def _received(copy, keys: Sequence[Hashable], results: dict) -> list[BaseExcepti
     while True:
         try:
             sent = pickle.load(copy)
-        except (EOFError, pickle.UnpicklingError, ValueError):
+        except (EOFError, pickle.UnpicklingError):  # the end, or a result cut short: the copy died writing it
             return errors
+        except Exception:  # a result that does not rebuild here: its key is worked here again
+            continue
         if len(sent) == 3:
             errors.append(sent[2])
             results.setdefault(keys[sent[0]], None)  # not redone: its error is raised
