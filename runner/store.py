@@ -613,7 +613,10 @@ def write_chunk_traces(path: Path, table: pa.Table, threads: int = 1) -> None:
             ]
             for writing in written:
                 writing.result()
-        atomic_write(path, lambda tmp: splice(shares, tmp))
+        try:
+            atomic_write(path, lambda tmp: splice(shares, tmp))
+        except CannotSplice:  # not expected of files this writer wrote alike: then one thread writes it all
+            atomic_write(path, lambda tmp: pq.write_table(table, tmp, **options))
     except (WriteError, WriteInterrupted):
         raise
     except OSError as err:  # a share could not be written: as atomic_write says it
