@@ -367,6 +367,24 @@ def test_a_traces_file_written_by_several_threads_holds_the_rows_one_thread_writ
     assert ("f", "LZ4", ("RLE", "BYTE_STREAM_SPLIT")) in coding(three, 2)
 
 
+def test_shares_that_cannot_be_joined_are_written_again_by_one_thread(tmp_path, monkeypatch):
+    import runner.store as store
+
+    _, traces = _chunk_tables_of_a_small_grid(tmp_path)
+    table = pa.concat_tables(traces)
+    monkeypatch.setattr(store, "SPLIT_WRITE_ROWS", table.num_rows // 4)
+
+    def refuse(sources, out):
+        raise CannotSplice("not joined")
+
+    monkeypatch.setattr(store, "splice", refuse)
+    path = tmp_path / "out" / "c.traces.parquet"
+    path.parent.mkdir()
+    store.write_chunk_traces(path, table, threads=3)
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # the shares are gone
+    assert pq.ParquetFile(path).num_row_groups == 1 and pq.read_table(path).equals(table.cast(pq.read_schema(path)))
+
+
 @pytest.mark.parametrize("fault", ["a share's write fails", "ctrl-c while the shares are written"])
 def test_a_fault_while_the_shares_are_written_leaves_no_file(tmp_path, monkeypatch, fault):
     import runner.store as store
