@@ -18,12 +18,12 @@ import pandas as pd
 from objectives import REGISTRY as OBJECTIVES
 from runner import profiles
 from runner.optimizers import OPTIMIZERS
-from runner.store import FIGURES_DIR, PARTS_DIR, RUNS_FILE, SUMMARY_FILE, atomic_write, built_after_its_runs
+from runner.store import FIGURES_DIR, PARTS_DIR, RUNS_FILE, SUMMARY_FILE, atomic_write, built_after_its_runs, cores
 from runner.tables import load, load_runs
 from runner.theory import iterations_for, optimal, rate
 from runner.validate import factory_of
 
-__all__ = ["FIGURES_DIR", "atomic_write", "load", "load_runs", "profiles"]
+__all__ = ["FIGURES_DIR", "atomic_write", "cores", "load", "load_runs", "profiles"]
 
 RATE_THEORY, RATE_MEASURED = "rate_theory", "rate_measured"  # runs.parquet's rate columns (runner.theory)
 SETTING_KEYS = ("objective", "optimizer", "lr", "max_iter", "tol", "grad_tol", "trace.x")

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from typing import TypeVar
 
-from runner.store import cores
+from runner.figures._data import cores
 
 Result = TypeVar("Result")
 
