@@ -31,6 +31,14 @@ from tqdm import tqdm
 from runner.store import SUMMARY_FILE, SWEEP_LOG, read_summary
 from runner.trace import STATUSES
 
+
+class _Bar(tqdm):
+    """tqdm without its monitor thread (it only tunes the redraw rate of bars that stall): a thread left
+    running would keep the figures from being drawn on two cores (:mod:`runner.figures._shared`)."""
+
+    monitor_interval = 0
+
+
 SHOW_AFTER_S = 2.0  # a single run shows no bar before it has run this long
 WATCH_EVERY_S = 1.0  # how often a sweep whose jobs run in other processes looks for their summaries
 SHOW_VALUES = ("auto", "true", "false")
@@ -69,7 +77,7 @@ class RunBar:
     """
 
     def __init__(self, max_iter: int | None, stream=None):
-        self.bar = tqdm(
+        self.bar = _Bar(
             total=max_iter,
             desc="iteration",
             unit="it",
@@ -180,7 +188,7 @@ class SweepProgress:
         if not self._in_process.is_set():
             self.mode = "lines"
             return
-        self.bar = tqdm(
+        self.bar = _Bar(
             total=self.total,
             desc="sweep",
             unit="job",

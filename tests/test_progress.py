@@ -335,3 +335,16 @@ def test_runner_log_of_a_failed_run_has_its_error_line(tmp_path):
     assert result.returncode == 2
     log = (run_dir / "runner.log").read_text()
     assert f"[runner][ERROR] - {result.stderr.strip()}" in log
+
+
+def test_a_bar_starts_no_thread():
+    """tqdm's monitor thread, left running, would keep a sweep's figures from being drawn on two cores."""
+    import io
+    import threading
+
+    from runner.progress import RunBar
+
+    before = threading.active_count()
+    bar = RunBar(100, stream=io.StringIO())
+    assert threading.active_count() == before
+    bar.bar.close()

@@ -102,6 +102,19 @@ def test_a_write_error_in_the_copy_is_raised_here_as_it_was_raised():
     assert no_children_left()
 
 
+def test_no_copy_is_forked_while_another_thread_runs():
+    import threading
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert not _shared.can_fork()  # a lock it held at the fork would stay held in the copy
+    finally:
+        stop.set()
+        other.join()
+
+
 def test_without_a_fork_every_key_is_worked_here_in_order(monkeypatch):
     monkeypatch.setattr(_shared, "can_fork", lambda: False)
     order = []
