@@ -594,17 +594,23 @@ def write_chunk_traces(path: Path, table: pa.Table, threads: int = 1) -> None:
     With ``threads`` > 1 and at least :data:`SPLIT_WRITE_ROWS` rows, the rows are cut into ``threads``
     consecutive shares, each written by its own thread (Arrow's writer releases the GIL) to a temporary
     file, and the shares' row groups are then joined byte for byte (:func:`runner.splice.splice`): the
-    same rows in the same order, in as many row groups. The shares' files are removed whatever happens.
+    same rows in the same order, in as many row groups. The shares' files are removed whatever happens;
+    a failure or Ctrl-C is :func:`atomic_write`'s, as for one thread.
     """
     options = {"store_schema": False, "write_statistics": False, **trace_file_options(table.schema)}
     threads = max(1, min(threads, table.num_rows // SPLIT_WRITE_ROWS))
+    atomic_write(path, lambda tmp: _write_in_shares(table, tmp, threads, options))
+
+
+def _write_in_shares(table: pa.Table, out: Path, threads: int, options: dict) -> None:
+    """``table`` written to ``out`` by ``threads`` threads, a share of its rows each, then joined."""
     if threads == 1:
-        atomic_write(path, lambda tmp: pq.write_table(table, tmp, **options))
+        pq.write_table(table, out, **options)
         return
     from concurrent.futures import ThreadPoolExecutor
 
     bounds = [table.num_rows * k // threads for k in range(threads + 1)]
-    shares = [temp_name(path.with_name(f"{path.name}.{k}")) for k in range(threads)]
+    shares = [temp_name(out.with_name(f"{out.name}.{k}")) for k in range(threads)]
     try:
         with ThreadPoolExecutor(max_workers=threads) as pool:
             written = [
@@ -614,15 +620,9 @@ def write_chunk_traces(path: Path, table: pa.Table, threads: int = 1) -> None:
             for writing in written:
                 writing.result()
         try:
-            atomic_write(path, lambda tmp: splice(shares, tmp))
+            splice(shares, out)
         except CannotSplice:  # not expected of files this writer wrote alike: then one thread writes it all
-            atomic_write(path, lambda tmp: pq.write_table(table, tmp, **options))
-    except (WriteError, WriteInterrupted):
-        raise
-    except OSError as err:  # a share could not be written: as atomic_write says it
-        raise WriteError(path, err) from err
-    except KeyboardInterrupt:
-        raise WriteInterrupted(path) from None
+            pq.write_table(table, out, **options)
     finally:
         for share in shares:
             share.unlink(missing_ok=True)
