@@ -170,6 +170,8 @@ GRIDS = {
     "adam": [
         config("sin_cos", "adam", lr=lr, **{"optimizer.betas": [b1, 0.999]}) for lr in (0.01, 0.3) for b1 in (0.0, 0.9)
     ],
+    # every run to max_iter: the same shared rows for all, laid out by a transposed copy
+    "adam_to_max_iter": [config("sin_cos", "adam", lr=lr, tol=0.0, max_iter=30) for lr in (0.01, 0.1, 0.3)],
     "rmsprop_adagrad": [
         config("sin_cos", "rmsprop", lr=lr, **{"optimizer.alpha": a}) for lr in (0.01, 0.1) for a in (0.9, 0.99)
     ]
@@ -908,3 +910,18 @@ def test_a_runs_constants_over_its_rows_are_arrows_take(values):
         present = [v for v in values.to_pylist() if v is not None]
         distinct = {struct.pack("<d", v) for v in present} if pa.types.is_floating(values.type) else set(present)
         assert len(repeated.dictionary) == len(distinct)
+
+
+def test_columns_spread_alike_share_their_row_indices():
+    """Columns whose runs map to their values alike (one value for all, one per run) share the row indices
+    built for the first of them, and each still equals its own repetition."""
+    counts = np.array([2, 1, 3])
+    spread: dict = {}
+    columns = [pa.array([0.5, 0.5, 0.5]), pa.array(["a", "a", "a"]), pa.array([1, 2, None]), pa.array(["u", "v", "w"])]
+    shared = [batched._repeat(values, counts, spread) for values in columns]
+    for values, got in zip(columns, shared, strict=True):
+        alone = batched._repeat(values, counts)
+        assert got.equals(alone) and got.cast(values.type).to_pylist() == alone.cast(values.type).to_pylist()
+    assert len(spread) == 3  # all-equal, one per run, and one per run with a null
+    first, second = (column.indices.buffers()[1].address for column in shared[:2])
+    assert first == second

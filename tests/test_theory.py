@@ -259,6 +259,16 @@ def test_measured_rate_fits_the_tail_above_the_floor():
     np.testing.assert_allclose(together, alone, rtol=1e-12)
 
 
+def test_measured_rate_of_many_runs_has_each_runs_bits_alone():
+    """Fitted together, 80 runs (summed a row at a time) get the very bits each gets fitted alone (cumsum)."""
+    k = np.arange(300)[:, None]
+    rates = np.linspace(0.5, 0.99, 80)[None, :]
+    runs = 3.0 * rates ** (2 * k) + 1e-3 * 0.2**k
+    together = theory.measured_rate(runs, 0.0)
+    alone = [theory.measured_rate(runs[:, b], 0.0) for b in range(runs.shape[1])]
+    assert None not in alone and np.array_equal(together, np.array(alone))
+
+
 def test_measured_rate_of_a_sampled_trace_uses_the_true_iterations():
     """A trace that keeps every 7th row, or log-spaced rows (trace.every, trace.schedule=log), is
     fitted at its iteration numbers: the same rate as the full trace, not 7 times faster."""
