@@ -130,16 +130,6 @@ def remove_stale_temps(folder: Path, *, recursive: bool = True) -> list[Path]:
     return removed
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):  # another user's process (or no such pid at all)
-        return True
-    return True
-
-
 def _started(pid: int) -> float:
     """When process ``pid`` started (seconds since the epoch), from /proc (Linux); 0 where unknown,
     which keeps a live process's file."""
@@ -443,7 +433,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
+    except (OSError, OverflowError):  # another user's process, or a pid out of range: kept, as if alive
         return True
     return True
 
