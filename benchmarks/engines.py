@@ -10,7 +10,7 @@ Printed per engine: the wall time of the whole command (end to end: start-up, co
 jobs, the chunks, then ``runs.parquet`` and ``traces.parquet`` written by the parent, no
 figures) and of its chunks alone (the launcher's ``batched: N of M runs in T s`` line), each with
 its speed-up over ``engine=local``. Ray runs when this Python has it (``pip install -e '.[ray]'``),
-joblib with ``n_jobs`` processes (``--n-jobs``, default 2).
+fork and joblib with ``n_jobs`` processes (``--n-jobs``, default 2).
 
 Options: ``--configs N`` (a square-ish grid of about N), ``--repeat R`` (3), ``--engines local,joblib``,
 ``--keep`` keeps the sweep folders (5 GB each at 10,000 configs). Not a test: CI does not run it.
@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--configs", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--n-jobs", type=int, default=2)
-    parser.add_argument("--engines", default="local,joblib,ray")
+    parser.add_argument("--engines", default="local,fork,joblib,ray")
     parser.add_argument("--keep", action="store_true")
     options = parser.parse_args()
     engines = [e for e in options.engines.split(",") if e != "ray" or importlib.util.find_spec("ray") is not None]

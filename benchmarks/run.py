@@ -11,7 +11,8 @@ the machine and its load (take the best of a few repeats where noted).
    Python: ``pip install -e '.[bench]'`` installs jax and optax; without them its line says
    so). The batched sweep and the JAX script take turns, the best of five each. Like the
    script, the sweep computes and writes its traces: timed without the figures and the page
-   (``hydra.callbacks.sweep_end.figures=false``, ``report=false``), then with report.html, and
+   (``hydra.callbacks.sweep_end.figures=false``, ``report=false``), in one process and with
+   ``hydra.launcher.engine=fork`` (its chunks on every core) in the same turns, then with report.html, and
    once with both, as the command runs by default; then ``python -m runner.plot`` of the
    sweep's folder against the sweep. Every command runs with Python's bytecode cache on
    (``_env.child_environment``), as an installed package does.
@@ -54,6 +55,7 @@ LRS = [round(0.05 * (i + 1), 4) for i in range(40)]
 MOMENTA = [round(0.04 * i, 4) for i in range(25)]
 GRID = ["optimizer=momentum", "tol=0", "max_iter=1000"]
 NO_REPORT = "hydra.callbacks.sweep_end.report=false"
+FORK = "hydra.launcher.engine=fork"  # the chunks on every core, in forked copies of the launcher
 
 rows: list[tuple[str, str, str]] = []
 
@@ -138,14 +140,16 @@ def figure_sweep(root: Path) -> Path:
     jax_out = root / "jax.parquet"
     jax_args = [str(REPO / "benchmarks" / "jax_grid.py"), "--out", str(jax_out)]
     has_jax = all(importlib.util.find_spec(name) is not None for name in ("jax", "optax"))
-    t_b1000 = t_jax = math.inf
-    for _ in range(5):  # taking turns, so that a busy moment of the machine costs both alike
+    t_b1000 = t_fork = t_jax = math.inf
+    for _ in range(5):  # taking turns, so that a busy moment of the machine costs each alike
         t_b1000 = min(t_b1000, sweep("batched", LRS, _fresh(out), NO_REPORT))
+        t_fork = min(t_fork, sweep("batched", LRS, _fresh(root / "fork1000"), NO_REPORT, FORK))
         if has_jax:
             t_jax = min(t_jax, shell(jax_args, figures=False, cwd=root))
     t_page = best(lambda: sweep("batched", LRS, _fresh(root / "batched1000_report")))
     report("1", "batched launcher, 1,000 configs (no figures, no report.html)", seconds(t_b1000))
     report("1", "batched launcher, 1,000 configs, with report.html (no figures)", seconds(t_page))
+    report("1", "batched launcher, 1,000 configs, engine=fork (every core; no figures, no page)", seconds(t_fork))
     ratio = t_basic_1000 / t_b1000
     report("1", "RATIO basic (extrapolated) / batched, 1,000 configs", f"{ratio:.0f}x  (target >= 100x)")
     report("1", "ABSOLUTE batched, 1,000 configs", f"{seconds(t_b1000)}  (target <= ~1 s)")
@@ -160,6 +164,7 @@ def figure_sweep(root: Path) -> Path:
             "RATIO JAX / batched (speed-up; both compute and write the traces)",
             f"{t_jax / t_b1000:.2f}x  (target >= 1.5x)",
         )
+        report("1", "RATIO JAX / batched, engine=fork", f"{t_jax / t_fork:.2f}x  (target >= 1.5x)")
         report("1", "RATIO JAX / batched with report.html", f"{t_jax / t_page:.2f}x")
     else:
         report("1", "hand-written JAX/optax", "skipped: jax and optax not installed (pip install -e '.[bench]')")

@@ -123,7 +123,7 @@ class SweepProgress:
         self._seen: set[Path] = set()
         self._lock = threading.Lock()
         self._in_process = threading.Event()
-        self._closed = threading.Event()
+        self._stop_watching = threading.Event()
         self.log = _sweep_log(self.sweep_dir)
         self._pending = [f"sweep: {total if total is not None else 'an unknown number of'} jobs"]
         self.bar = None
@@ -151,6 +151,13 @@ class SweepProgress:
             self.iterations += iterations
             detail = "done already" if chunk == 0 else f"chunk {chunk}/{chunks}, {self.iterations:,}/{budget:,} it"
             self._event(len(statuses), f"{detail}: {len(statuses)} configs", detail)
+
+    def counted_here(self) -> None:
+        """Every job will be counted in this process (the batched launcher's chunks): the watcher stops now,
+        so that the process runs one thread again (an engine that forks it needs that)."""
+        self._in_process.set()
+        self._stop_watching.set()
+        self._watcher.join()
 
     def _count(self, summary: Path, status: str | None) -> None:
         with self._lock:
@@ -224,7 +231,7 @@ class SweepProgress:
     # ------------------------------------------------------------------ jobs in other processes
 
     def _watch(self) -> None:
-        while not self._closed.wait(WATCH_EVERY_S) and not self._in_process.is_set():
+        while not self._stop_watching.wait(WATCH_EVERY_S) and not self._in_process.is_set():
             self._scan()
 
     def _scan(self) -> None:
@@ -236,7 +243,7 @@ class SweepProgress:
 
     def close(self) -> None:
         """The sweep ended: count what the watcher has not seen yet, clear the bar, restore stdout and stderr."""
-        self._closed.set()
+        self._stop_watching.set()
         self._watcher.join()
         if not self._in_process.is_set():
             self._scan()

@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from importlib.util import find_spec
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from runner.store import FolderBusy, folder_lock
 from tests.helpers import REPO
 
 # Columns that differ between two runs of the same config: when, how long, which run.
@@ -30,9 +32,10 @@ MOMENTA = ",".join(str(round(0.04 * i, 2)) for i in range(25))
 N_CONFIGS = 2 * 6 * 25
 # Each objective's 150 configs in chunks of at most 50: 3 for one process (and submitit, which runs each
 # chunk as a job of its own), 4 of 37 or 38 for an engine that runs 2 at once (an even cut in a multiple of 2).
-N_CHUNKS = {"local": 6, "joblib": 8, "submitit": 6, "ray": 8}
+N_CHUNKS = {"local": 6, "fork": 8, "joblib": 8, "submitit": 6, "ray": 8}
 SUBMITIT = ["hydra.launcher.submitit.cluster=local", "hydra.launcher.submitit.poll_s=0.2"]
 ENGINES = [
+    pytest.param("fork", ["hydra.launcher.n_jobs=2"], id="fork"),
     pytest.param("joblib", ["hydra.launcher.n_jobs=2"], id="joblib"),
     pytest.param("submitit", SUBMITIT, id="submitit"),
     pytest.param(
@@ -203,10 +206,122 @@ def test_an_interrupted_sweep_keeps_the_chunks_that_landed_and_resumes(tmp_path,
     assert_same_tables(sweep_dir, reference, sort=True)
 
 
+def test_ctrl_c_stops_forked_copies_once_and_they_write_their_chunks(tmp_path, grid, reference):
+    """Ctrl-C on a terminal reaches the whole process group: the copies ignore it and are interrupted once, by
+    the launcher, so each writes its chunk with its running configs ``interrupted`` (as one process does), no
+    copy outlives the launcher, and a resume runs the rest to the tables of one process."""
+    sweep_dir = tmp_path / "sweep"
+    args = [*grid, "hydra.launcher.engine=fork", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep_dir}"]
+    env = environment(RUNNER_TEST_DELAY_S="0.005")  # about a second a chunk
+    proc = subprocess.Popen(
+        command(*args), cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    deadline = time.monotonic() + 300
+    while not parts(sweep_dir) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # the next two chunks are under way
+    # A copy that ended released nothing: the launcher still holds the folder.
+    with pytest.raises(FolderBusy), folder_lock(sweep_dir, timeout=0):
+        pass
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr.decode()
+    assert "interrupted: the runs so far are in" in stderr.decode() and "Traceback" not in stderr.decode()
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)  # no copy left running in the group
+    landed = parts(sweep_dir)
+    assert 2 <= len(landed) < N_CHUNKS["fork"]
+    kept = pl.concat([pl.read_parquet(p) for p in landed])
+    assert (kept["status"] == "interrupted").any()  # the chunks under way were written, interrupted, not lost
+    assert not list(sweep_dir.glob("parts/*.tmp"))
+
+    done = sweep(*args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    finished = kept.filter(pl.col("status") != "interrupted")
+    assert f"{finished.height} done already (skipped)" in done.stdout
+    assert_same_tables(sweep_dir, reference, sort=True)
+
+
+def test_the_fork_engine_sends_back_results_errors_and_deaths():
+    """Each chunk runs in a copy of its own and sends back what it returned or raised; a copy that dies
+    fails its chunk alone, saying how it ended. With another thread running, nothing is forked."""
+    from hydra_plugins.runner_batched_launcher import _engines
+    from hydra_plugins.runner_batched_launcher.config import BatchedLauncherConf
+
+    def work(chunk):
+        if chunk == "raise":
+            raise ValueError("bad chunk")
+        if chunk == "die":
+            os._exit(3)
+        return chunk, os.getpid()
+
+    settings = BatchedLauncherConf(engine="fork", n_jobs=2)
+    ended = dict(_engines.forked_processes(work, ["a", "raise", "die", "b"], settings))
+    assert sorted(ended) == [0, 1, 2, 3]
+    assert ended[0][0] == "a" and ended[3][0] == "b" and os.getpid() not in (ended[0][1], ended[3][1])
+    assert isinstance(ended[1], ValueError) and str(ended[1]) == "bad chunk"
+    assert isinstance(ended[2], ChildProcessError) and "exit code 3" in str(ended[2])
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        here = dict(_engines.forked_processes(work, ["a", "b"], settings))
+    finally:
+        stop.set()
+        other.join()
+    assert here == {0: ("a", os.getpid()), 1: ("b", os.getpid())}
+
+
+def _stop_chunk(chunk):
+    """A chunk that takes a second, and ends early (but returns) when its copy is interrupted."""
+    try:
+        time.sleep(1.0)
+    except KeyboardInterrupt:
+        return chunk, "stopped"
+    return chunk, "ran"
+
+
+def test_after_ctrl_c_the_fork_engine_starts_no_chunk_and_ends():
+    """Ctrl-C while two copies run: each is interrupted once and sends what it returned, the chunks not yet
+    started never start, and the engine then raises KeyboardInterrupt (it does not wait for them)."""
+    from hydra_plugins.runner_batched_launcher import _engines
+    from hydra_plugins.runner_batched_launcher.config import BatchedLauncherConf
+
+    def ctrl_c(signum, frame):
+        signal.signal(signal.SIGALRM, hung)
+        signal.setitimer(signal.ITIMER_REAL, 20.0)
+        raise KeyboardInterrupt
+
+    def hung(signum, frame):
+        raise TimeoutError("the engine went on waiting after Ctrl-C")
+
+    previous = signal.signal(signal.SIGALRM, ctrl_c)
+    ended = []
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(KeyboardInterrupt):
+            for k, done in _engines.forked_processes(_stop_chunk, ["a", "b", "c", "d"], BatchedLauncherConf(n_jobs=2)):
+                ended.append((k, done))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert sorted(ended) == [(0, ("a", "stopped")), (1, ("b", "stopped"))]
+
+
+def test_the_fork_engine_needs_a_fork(monkeypatch):
+    from hydra_plugins.runner_batched_launcher.batched_launcher import BatchedLauncher
+
+    monkeypatch.delattr(os, "fork")
+    with pytest.raises(ValueError) as err:
+        BatchedLauncher(engine="fork")
+    assert str(err.value).startswith("hydra.launcher.engine=fork: needs os.fork")
+
+
 @pytest.mark.parametrize(
     "setting, expected",
     [
-        ("hydra.launcher.engine=dask", "expected one of local, joblib, ray, submitit"),
+        ("hydra.launcher.engine=dask", "expected one of local, fork, joblib, ray, submitit"),
         ("hydra.launcher.n_jobs=0", "expected a non-zero integer (-1: every core)"),
         ("hydra.launcher.submitit.cluster=pbs", "expected one of local, slurm"),
         ("hydra.launcher.submitit.timeout_min=0", "expected an integer >= 1"),

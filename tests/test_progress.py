@@ -348,3 +348,19 @@ def test_a_bar_starts_no_thread():
     bar = RunBar(100, stream=io.StringIO())
     assert threading.active_count() == before
     bar.bar.close()
+
+
+def test_a_sweep_counted_here_stops_its_watcher_at_once(tmp_path):
+    """The batched launcher counts its chunks itself: the watcher of job folders ends before the chunks start,
+    so that the process runs one thread again (engine=fork forks only then), and the count is still right."""
+    stream = io.StringIO()
+    sweep = progress.SweepProgress(tmp_path, 2, "auto", stream=stream)
+    assert sweep._watcher.is_alive()
+    threads = threading.active_count()
+    started = time.monotonic()
+    sweep.counted_here()
+    assert not sweep._watcher.is_alive() and time.monotonic() - started < progress.WATCH_EVERY_S / 2
+    assert threading.active_count() == threads - 1
+    sweep.chunk_ended(["converged", "max_iter"], 200, 1, 1, 200)
+    sweep.close()
+    assert counts_in(stream.getvalue().splitlines()[-1]) == {"converged": 1, "max_iter": 1}

@@ -120,6 +120,8 @@ def _launch_batched(
     from runner.progress import current_sweep
 
     log.info(f"Launching {len(job_overrides)} jobs, batched")
+    if (sweep := current_sweep()) is not None:
+        sweep.counted_here()  # by chunks, as they end: the watcher of job folders stops
     engines.start(launcher)
     jobs = []
     for idx, overrides in enumerate(job_overrides, start=initial_job_idx):

@@ -1,4 +1,4 @@
-"""Where a batched sweep's chunks run: ``hydra.launcher.engine=local|joblib|ray|submitit``.
+"""Where a batched sweep's chunks run: ``hydra.launcher.engine=local|fork|joblib|ray|submitit``.
 
 Every engine is one function of one interface: ``engine(work, chunks, settings)`` runs
 ``work(chunk)`` for every chunk (:func:`runner.batched.run_chunk`: it runs the chunk's batches
@@ -16,21 +16,189 @@ package; :data:`ENGINES` maps each name to its function and the extra that insta
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import pickle
+import select
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from importlib.util import find_spec
 from typing import Any
 
 Ended = Iterator[tuple[int, Any]]
 
+log = logging.getLogger(__name__)
+
 
 def local(work: Callable, chunks: Sequence, settings: Any) -> Ended:
     """One process, one chunk after another (the launcher's process): an exception propagates, as it always has."""
     for k, chunk in enumerate(chunks):
         yield k, work(chunk)
+
+
+def forked_processes(work: Callable, chunks: Sequence, settings: Any) -> Ended:
+    """Forked copies of this process (POSIX), ``n_jobs`` at a time (joblib's count: -1 every core), each running one
+    chunk and sending back what it returned (pickled, through a pipe).
+
+    A copy starts with the runner imported and the jobs composed, so a chunk starts at once: nothing is
+    imported or pickled on the way in. A copy that dies fails its chunk alone. Ctrl-C (or SIGTERM)
+    reaches the copies once, from this process: each ends its batch in progress and writes its chunk
+    with the running configs ``interrupted``, as one process does, and no chunk starts after it. A
+    process that runs another thread forks no copy (a lock the thread held would stay held in the
+    copy): its chunks run here, one after another.
+    """
+    if threading.active_count() > 1:
+        log.info("engine=fork: this process runs other threads; its chunks run in it, one after another")
+        yield from local(work, chunks, settings)
+        return
+    workers = min(fork_workers(settings), len(chunks))
+    waiting = list(range(len(chunks)))[::-1]
+    running: dict[int, tuple[int, int, bytearray]] = {}  # the pipe a copy writes to: (chunk, pid, what it sent)
+    interrupted = False
+    try:
+        while running or (waiting and not interrupted):  # after Ctrl-C, no chunk starts
+            while waiting and not interrupted and len(running) < workers:
+                k = waiting.pop()
+                pipe, pid = _fork_chunk(work, chunks[k])
+                running[pipe] = (k, pid, bytearray())
+            try:
+                readable, _, _ = select.select(list(running), [], [])
+            except KeyboardInterrupt:
+                interrupted = True
+                _interrupt(running.values())
+                continue
+            for pipe in readable:
+                k, pid, sent = running[pipe]
+                data = os.read(pipe, 1 << 20)
+                if data:
+                    sent.extend(data)
+                    continue
+                del running[pipe]
+                os.close(pipe)
+                done = _outcome(sent, os.waitpid(pid, 0)[1])
+                if isinstance(done, KeyboardInterrupt):  # a chunk interrupted while it was written: as one process
+                    raise done
+                yield k, done
+    finally:  # stopped early (Ctrl-C, an error): the copies still running write their chunks and end
+        if not interrupted:
+            _interrupt(running.values())
+        _reap(running)
+    if interrupted:
+        raise KeyboardInterrupt
+
+
+def fork_workers(settings: Any) -> int:
+    """The copies ``n_jobs`` asks for, by joblib's count (-1 every core, -2 all but one)."""
+    from runner.store import cores
+
+    n_jobs = settings.n_jobs
+    return max(1, n_jobs if n_jobs > 0 else cores() + 1 + n_jobs)
+
+
+def fork_threads(settings: Any) -> int:
+    """Each copy's share of the cores."""
+    from runner.store import cores
+
+    return max(1, cores() // fork_workers(settings))
+
+
+def _fork_chunk(work: Callable, chunk: Any) -> tuple[int, int]:
+    """Fork a copy that runs ``work(chunk)`` and sends ``(True, what it returned)`` or ``(False, what it raised)``;
+    the end of the pipe this process reads, and the copy's pid."""
+    read, write = os.pipe()
+    for stream in (sys.stdout, sys.stderr):  # what this process buffered is printed once, by it
+        stream.flush()
+    # Signals wait until the copy has its own handlers: one that came between would stop it unsent.
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    pid = os.fork()
+    if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        os.close(write)
+        return read, pid
+    code = 1
+    try:  # the copy: interrupted only by this process's SIGUSR1, once, so that a Ctrl-C interrupts it once
+        os.close(read)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGUSR1, _interrupted_once)
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        try:
+            sent = pickle.dumps((True, work(chunk)))
+        except BaseException as err:
+            sent = _pickled_error(err)
+        with os.fdopen(write, "wb") as out:
+            out.write(sent)
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        code = 0
+    finally:
+        os._exit(code)  # never this process's exit handlers, nor the rest of its stack
+
+
+_STOPS = {signal.SIGINT, signal.SIGTERM, signal.SIGUSR1} if hasattr(signal, "SIGUSR1") else set()
+
+
+def _interrupted_once(signum, frame) -> None:
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _pickled_error(err: BaseException) -> bytes:
+    """``(False, err)`` pickled so that it rebuilds in the parent; an error that does not is sent as a RuntimeError
+    naming its type and message."""
+    try:
+        sent = pickle.dumps((False, err))
+        pickle.loads(sent)
+        return sent
+    except Exception:
+        return pickle.dumps((False, RuntimeError(f"{type(err).__name__}: {err}")))
+
+
+def _outcome(sent: bytes, status: int) -> Any:
+    """What a copy's chunk came to: what ``work`` returned, what it raised, or a ChildProcessError saying how the copy
+    ended without sending either (killed, out of memory)."""
+    try:
+        return pickle.loads(bytes(sent))[1]
+    except Exception:
+        code = os.waitstatus_to_exitcode(status)
+        how = f"with exit code {code}" if code >= 0 else f"by signal {_signal_name(-code)}"
+        return ChildProcessError(f"the chunk's process ended {how} before it sent its result")
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:  # a real-time signal: its number
+        return str(signum)
+
+
+def _interrupt(copies) -> None:
+    for _, pid, _ in copies:
+        with contextlib.suppress(ProcessLookupError):  # ended already
+            os.kill(pid, signal.SIGUSR1)
+
+
+def _reap(running: dict) -> None:
+    """Wait for each copy to end (a second Ctrl-C kills those left). Their pipes are closed first: a copy
+    whose chunk is written ends when it finds nobody to send its result to, never blocked on a full pipe."""
+    for pipe in running:
+        os.close(pipe)
+    try:
+        for _, pid, _ in running.values():
+            os.waitpid(pid, 0)
+    except KeyboardInterrupt:
+        for _, pid, _ in running.values():
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        raise
+    finally:
+        running.clear()
 
 
 def joblib_processes(work: Callable, chunks: Sequence, settings: Any) -> Ended:
@@ -81,6 +249,9 @@ def _loky_executor(workers: int):
 def _loky_round(work: Callable, chunks: Sequence, keys, workers: int):
     """Run ``chunks[k]`` for ``k`` in ``keys`` on ``workers`` processes; yield what ends; return
     ``[(k, error)]`` for the chunks a dying worker took down with it."""
+    from concurrent.futures import as_completed
+    from concurrent.futures.process import BrokenProcessPool  # 15 ms: imported where joblib runs, not in every sweep
+
     executor = _loky_executor(workers)
     futures = {executor.submit(work, chunks[k]): k for k in keys}
     broken = []
@@ -233,10 +404,16 @@ class Engine:
     start: Callable[[Any], None] | None = None
     module: str | None = None
     extra: str | None = None
+    missing: Callable[[], str | None] = lambda: None  # what this system lacks for it, or None
+
+
+def _no_fork() -> str | None:
+    return None if hasattr(os, "fork") else "needs os.fork (Linux, macOS); engine=joblib runs local processes anywhere"
 
 
 ENGINES = {
     "local": Engine(local, threads=local_threads),
+    "fork": Engine(forked_processes, fork_workers, fork_threads, missing=_no_fork),
     "joblib": Engine(joblib_processes, joblib_workers, joblib_threads, start_joblib, "joblib", "joblib"),
     "ray": Engine(ray_tasks, ray_workers, ray_threads, module="ray", extra="ray"),
     "submitit": Engine(submitit_jobs, threads=submitit_threads, module="submitit", extra="submitit"),
@@ -250,6 +427,8 @@ def check(settings: Any) -> None:
     if name not in ENGINES:
         raise ValueError(f"hydra.launcher.engine={name}: expected one of {', '.join(ENGINES)}")
     engine = ENGINES[name]
+    if (lacking := engine.missing()) is not None:
+        raise ValueError(f"hydra.launcher.engine={name}: {lacking}")
     if engine.module is not None and find_spec(engine.module) is None:
         from runner.store import DISTRIBUTION  # here: Hydra's plugin scan imports this module in every app
 

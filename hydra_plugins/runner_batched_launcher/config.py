@@ -45,9 +45,10 @@ class BatchedLauncherConf:
     compose: str = "fast"
     # Answer the sweeper's composability check of each job from the fast composition.
     fast_validation: bool = True
-    # Where the chunks run: local (this process), joblib (local processes), ray, submitit (see ._engines).
+    # Where the chunks run: local (this process), fork (forked copies of it), joblib (local processes), ray,
+    # submitit (see ._engines).
     engine: str = "local"
-    n_jobs: int = -1  # joblib's processes: -1 every core, -2 all but one, ...
+    n_jobs: int = -1  # fork's and joblib's processes: -1 every core, -2 all but one, ...
     ray: RayConf = field(default_factory=RayConf)
     submitit: SubmititConf = field(default_factory=SubmititConf)
 
