@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import pickle
 
 
 class ConfigError(ValueError):
@@ -32,3 +33,13 @@ def check_count(value, key: str, *, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:  # np.int64 is Integral
         raise ConfigError(key, value, f"an integer >= {minimum}")
     return int(value)
+
+
+def picklable(err: BaseException) -> BaseException:
+    """``err`` when it pickles and rebuilds as it was raised, else a RuntimeError naming its type and message:
+    what a forked process sends back of an error it met (the figures drawn on two cores, ``engine=fork``)."""
+    try:
+        pickle.loads(pickle.dumps(err))
+        return err
+    except Exception:
+        return RuntimeError(f"{type(err).__name__}: {err}")

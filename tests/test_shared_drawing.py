@@ -184,3 +184,19 @@ def test_ctrl_c_while_figures_are_drawn_leaves_no_process_and_no_partial_file(tm
     time.sleep(0.5)
     assert _processes_naming(str(sweep)) == []  # the forked copy ended with its parent
     assert not [p.name for p in (sweep / "figures").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_an_error_that_does_not_pickle_comes_back_named():
+    """What a forked process sends back of an error: the error itself when it rebuilds, else a RuntimeError
+    with its type and message (both the figures' copy and engine=fork send it so)."""
+    from runner.errors import picklable
+
+    class Unpicklable(Exception):
+        def __init__(self, message):
+            super().__init__(message)
+            self.callback = lambda: None
+
+    same = ValueError("bad chunk")
+    assert picklable(same) is same
+    sent = picklable(Unpicklable("no lambda crosses a pipe"))
+    assert type(sent) is RuntimeError and str(sent) == "Unpicklable: no lambda crosses a pipe"

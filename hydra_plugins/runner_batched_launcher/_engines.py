@@ -102,9 +102,13 @@ def fork_workers(settings: Any) -> int:
 
 def fork_threads(settings: Any) -> int:
     """Each copy's share of the cores."""
+    return _share_of_cores(fork_workers(settings))
+
+
+def _share_of_cores(processes: int) -> int:
     from runner.store import cores
 
-    return max(1, cores() // fork_workers(settings))
+    return max(1, cores() // processes)
 
 
 def _fork_chunk(work: Callable, chunk: Any) -> tuple[int, int]:
@@ -130,7 +134,9 @@ def _fork_chunk(work: Callable, chunk: Any) -> tuple[int, int]:
         try:
             sent = pickle.dumps((True, work(chunk)))
         except BaseException as err:
-            sent = _pickled_error(err)
+            from runner.errors import picklable  # what the chunk needs is imported already
+
+            sent = pickle.dumps((False, picklable(err)))
         with os.fdopen(write, "wb") as out:
             out.write(sent)
         for stream in (sys.stdout, sys.stderr):
@@ -146,17 +152,6 @@ _STOPS = {signal.SIGINT, signal.SIGTERM, signal.SIGUSR1} if hasattr(signal, "SIG
 def _interrupted_once(signum, frame) -> None:
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     raise KeyboardInterrupt
-
-
-def _pickled_error(err: BaseException) -> bytes:
-    """``(False, err)`` pickled so that it rebuilds in the parent; an error that does not is sent as a RuntimeError
-    naming its type and message."""
-    try:
-        sent = pickle.dumps((False, err))
-        pickle.loads(sent)
-        return sent
-    except Exception:
-        return pickle.dumps((False, RuntimeError(f"{type(err).__name__}: {err}")))
 
 
 def _outcome(sent: bytes, status: int) -> Any:
@@ -366,9 +361,7 @@ def local_threads(settings: Any) -> int:
 
 def joblib_threads(settings: Any) -> int:
     """Each process's share of the cores (as its BLAS gets: see :func:`_loky_executor`)."""
-    from runner.store import cores
-
-    return max(1, cores() // joblib_workers(settings))
+    return _share_of_cores(joblib_workers(settings))
 
 
 def ray_threads(settings: Any) -> int:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from typing import TypeVar
 
+from runner.errors import picklable
 from runner.figures._data import cores
 
 Result = TypeVar("Result")
@@ -87,24 +88,13 @@ def _serve(keys: Sequence[Hashable], work: Callable, tasks_read: int, results_wr
                 try:
                     sent = pickle.dumps((k, work(keys[k])))
                 except Exception as err:  # raised here in the parent; a result that does not pickle is redone there
-                    sent = _error(k, err)
+                    sent = pickle.dumps((k, None, picklable(err)))
                 out.write(sent)
                 out.flush()
     except BaseException:  # Ctrl-C, a closed pipe: what was not sent is redone by the parent
         code = 1
     finally:
         os._exit(code)
-
-
-def _error(k: int, err: Exception) -> bytes:
-    """The error ``work`` raised for key ``k``, pickled so that it rebuilds in the parent; an error that does
-    not is sent as a RuntimeError naming its type and message."""
-    try:
-        sent = pickle.dumps((k, None, err))
-        pickle.loads(sent)
-        return sent
-    except Exception:
-        return pickle.dumps((k, None, RuntimeError(f"{type(err).__name__}: {err}")))
 
 
 def _received(copy, keys: Sequence[Hashable], results: dict) -> list[BaseException]:
