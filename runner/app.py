@@ -29,7 +29,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from hydra.utils import get_class
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from runner.batched import run_jobs
 from runner.hints import missing_plugin
@@ -446,7 +446,10 @@ def one_line(err: Exception) -> str:
     if isinstance(err, InstantiationException) and isinstance(err.__cause__, ValueError):
         return str(err.__cause__)  # a plugin's own check of its settings (hydra.launcher.chunk_size=0)
     cause = err.__cause__
-    if isinstance(cause, OmegaConfBaseException) and cause.full_key and cause.parent_node is not None:
+    if isinstance(cause, ValidationError) and cause.full_key:  # a typed key given a value of another type
+        return f"{cause.full_key}={cause.value}: {cause.msg.splitlines()[0]}"
+    known_keys = (ConfigKeyError, ConfigAttributeError)
+    if isinstance(cause, known_keys) and cause.full_key and cause.parent_node is not None:
         keys = [k for k in cause.parent_node if not str(k).startswith("_") and k != "hydra"]
         where = cause.full_key.rpartition(".")[0] or "the top level"
         return f"{cause.full_key}: not a key of {where}; its keys are {', '.join(map(str, keys))}"

@@ -121,6 +121,17 @@ def test_hydra_composition_errors_are_one_line_too(tmp_path, override, message):
     assert not (tmp_path / "outputs").exists()
 
 
+def test_a_value_of_the_wrong_type_is_named_with_what_the_key_takes(tmp_path):
+    """A typed key (the batched launcher's settings) given text: the key, the value and the type it takes,
+    not "not a key" (it is one)."""
+    done = cli("-m", "hydra/launcher=batched", "hydra.launcher.n_jobs=two", "lr=0.1,0.2", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: hydra.launcher.n_jobs=two: Value 'two' of type 'str' could not be converted to Integer"
+    )
+    assert not (tmp_path / "multirun").exists() and not (tmp_path / "outputs").exists()
+
+
 # --------------------------------------------------------------------------- in-process bad input
 
 
