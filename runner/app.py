@@ -17,6 +17,7 @@ import time
 import uuid
 import warnings
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
@@ -36,7 +37,7 @@ from runner.hints import missing_plugin
 from runner.interrupt import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, sigterm_as_interrupt
 from runner.progress import RunBar, check_show, current_sweep, display, end_sweep, start_sweep
 from runner.run import run, shown_path, summary_line
-from runner.store import SUMMARY_FILE, folder_lock, job_dir, remove_stale_temps
+from runner.store import MULTIRUN_FILE, SUMMARY_FILE, atomic_write, folder_lock, job_dir, remove_stale_temps
 from runner.tables import status_counts, write_tables
 from runner.trace import STATUSES
 
@@ -91,6 +92,7 @@ class SweepEnd(Callback):
             )
             sys.exit(EXIT_BAD_CONFIG)  # SystemExit passes Hydra's callback guard, which only warns on an Exception
         remove_stale_temps(Path(config.hydra.sweep.dir))
+        remember_sweep_folder(Path(config.hydra.sweep.dir))
 
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -112,6 +114,64 @@ class SweepEnd(Callback):
             sys.exit(EXIT_FAILED)
         if counts["failed"] or counts["interrupted"]:
             sys.exit(EXIT_FAILED)
+
+
+@dataclass(frozen=True)
+class _FolderBefore:
+    """A sweep folder as it was before the sweeper wrote its ``multirun.yaml`` (Hydra writes it first)."""
+
+    folder: Path
+    created: Path | None  # the outermost folder of its path that did not exist yet
+    names: frozenset[str]  # what it held
+    record: bytes | None  # the multirun.yaml of the sweep it held
+
+
+_sweep_before: _FolderBefore | None = None
+
+
+def remember_sweep_folder(folder: Path) -> None:
+    """Note what ``folder`` holds before this multirun writes to it, for :func:`restore_sweep_folder`."""
+    global _sweep_before
+    created = None
+    for path in (folder, *folder.parents):
+        if path.exists():
+            break
+        created = path
+    try:
+        names = frozenset(p.name for p in folder.iterdir()) if created is None else frozenset()
+        record = (folder / MULTIRUN_FILE).read_bytes() if MULTIRUN_FILE in names else None
+    except OSError:  # not readable: nothing to put back (the sweep says why when it writes there)
+        _sweep_before = None
+        return
+    _sweep_before = _FolderBefore(folder, created, names, record)
+
+
+def restore_sweep_folder() -> None:
+    """After a bad override stopped a multirun before any job wrote to its folder: the folder as it was.
+
+    A bad swept value is only found when a job is composed, after Hydra's sweeper wrote
+    ``multirun.yaml``: that file would be left in a new folder, or would replace the record of the
+    sweep an existing folder holds. Once a job has written to the folder (its first file), the file is
+    the record of the command that made those runs, and stays.
+    """
+    global _sweep_before
+    before, _sweep_before = _sweep_before, None
+    if before is None:
+        return
+    folder, record = before.folder, before.folder / MULTIRUN_FILE
+    try:
+        if {p.name for p in folder.iterdir()} - {MULTIRUN_FILE} != before.names - {MULTIRUN_FILE}:
+            return
+        if before.record is not None:
+            atomic_write(record, lambda tmp: Path(tmp).write_bytes(before.record))
+        else:
+            record.unlink(missing_ok=True)
+        for path in (folder, *folder.parents) if before.created is not None else ():
+            path.rmdir()  # made for this sweep, and empty again
+            if path == before.created:
+                break
+    except OSError:  # not ours to put back (gone, or written meanwhile): leave it
+        return
 
 
 def outside_sweep_dir(config) -> str | None:
@@ -365,6 +425,7 @@ def cli() -> None:
     try:
         main()
     except (HydraException, OmegaConfBaseException) as err:
+        restore_sweep_folder()
         print(f"error: {one_line(err)}", file=sys.stderr)
         sys.exit(EXIT_BAD_CONFIG)
     except BrokenPipeError:  # output piped into `head`: stop quietly, as the docs of sys advise

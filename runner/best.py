@@ -17,6 +17,7 @@ so a sweep's end that writes no page never imports it (0.35 s); :func:`best_conf
 
 from __future__ import annotations
 
+import json
 import math
 from typing import TYPE_CHECKING
 
@@ -388,10 +389,28 @@ def _settings(columns, config_group: np.ndarray, first: np.ndarray, member: np.n
         for key, in_group in keys:
             if in_group[code]:
                 known = {}  # each value's text once: a grid repeats a few values over many configs
-                texts.append([f"{key}={_known_text(v, known)}" for v in columns.values(key, first[mine])])
+                values = zip(columns.values(key, first[mine]), first[mine].tolist(), strict=True)
+                texts.append(
+                    [
+                        f"{key}={_as_configured(columns, key, run) if _hashable(v) is None else _known_text(v, known)}"
+                        for v, run in values
+                    ]
+                )
         if texts:
             settings[mine] = [", ".join(parts) for parts in zip(*texts, strict=True)]
     return settings
+
+
+def _as_configured(columns, key: str, run: int) -> str:
+    """The text of ``key`` in run ``run``'s config where its column is null: ``default`` when the config has it
+    null too (the objective's own x0), else the value as configured, which its column could not hold (a failed
+    run's ``lr=abc``)."""
+    value = None
+    if "config" in columns.names and isinstance(text := columns.values("config", np.array([run]))[0], str):
+        value = json.loads(text)
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+    return _text(value)
 
 
 def _known_text(value, known: dict) -> str:
@@ -426,7 +445,9 @@ def best_table(
             runs_, failed = best["runs"][i], best["no_result"][i]
             seeds = f"  ({runs_} runs, {failed} without a result)" if runs_ > 1 else ""
             final, iterations = number(best["final"][i]), number(best["iterations"][i])
-            lines.append(f"  {best['rank'][i]}. {best['setting'][i]}: {final} after {iterations} iterations{seeds}")
+            # a config without a result has no iteration count to give
+            outcome = final if best["final"][i] == math.inf else f"{final} after {iterations} iterations"
+            lines.append(f"  {best['rank'][i]}. {best['setting'][i]}: {outcome}{seeds}")
     return "\n".join(lines)
 
 

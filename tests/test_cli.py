@@ -132,6 +132,26 @@ def test_a_value_of_the_wrong_type_is_named_with_what_the_key_takes(tmp_path):
     assert not (tmp_path / "multirun").exists() and not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.parametrize("launcher", ["basic", "batched"])
+def test_a_bad_swept_key_leaves_the_sweep_folder_as_it_was(tmp_path, launcher):
+    """A swept key that does not exist is found when the first job is composed, after Hydra's sweeper has
+    written ``multirun.yaml``: a new folder is removed again, an existing sweep's record put back."""
+    bad = ("-m", f"hydra/launcher={launcher}", "momentum=0.1,0.2")
+    done = cli(*bad, cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.strip().startswith("error: momentum: not a key of the top level")
+    assert list(tmp_path.iterdir()) == []  # not even multirun/<date>/
+    sweep_dir = tmp_path / "s"
+    assert (
+        cli("-m", f"hydra/launcher={launcher}", "lr=0.1,0.2", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path).returncode
+        == 0
+    )
+    before = {p.name: p.read_bytes() for p in sweep_dir.iterdir() if p.is_file()}
+    done = cli(*bad, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in sweep_dir.iterdir() if p.is_file()} == before
+    assert b"lr=0.1,0.2" in before["multirun.yaml"]
+
+
 # --------------------------------------------------------------------------- in-process bad input
 
 

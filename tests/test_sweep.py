@@ -18,6 +18,7 @@ import pytest
 from omegaconf import OmegaConf
 
 import runner
+from runner.best import best_table
 from runner.store import atomic_write
 from runner.tables import collect, write_tables
 
@@ -125,6 +126,12 @@ def test_a_value_of_the_wrong_type_keeps_every_run_in_the_tables(tmp_path, launc
     assert sorted(runs.loc[runs["status"] == "max_iter", "lr"]) == [0.1, 0.1, 0.5, 0.5] and failed["lr"].isna().all()
     assert [json.loads(c)["lr"] for c in failed["config"]] == ["abc", "abc"]
     assert set(failed["error"]) == {"lr=abc: expected a number"}
+    # The best configs name the failed ones by their value as configured, not by the null of their column.
+    lines = best_table(runs, top=6).splitlines()
+    assert lines[-2:] == [
+        "  5. lr=abc, optimizer.momentum=0: no result",
+        "  6. lr=abc, optimizer.momentum=0.9: no result",
+    ]
     assert set(pd.read_parquet(sweep_dir / "traces.parquet")["lr"]) == {0.1, 0.5}  # the failed runs have no trace
     assert "not drawn" not in done.stdout and (sweep_dir / "figures" / "heatmap_lr_momentum.png").is_file()
 
