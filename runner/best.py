@@ -440,6 +440,9 @@ def best_table(
     for mine in rows.values():
         first = mine[0]
         label = ", ".join(str(values[first]) for values in groups)
+        if best["final"][first] == math.inf:  # ranked first with no result: none of the group's configs has one
+            lines.append(f"best: {label}  (no config has a result)")
+            continue
         lines.append(f"best: {label}  ({best['measure'][first]}, median over seeds)")
         for i in mine:
             runs_, failed = best["runs"][i], best["no_result"][i]

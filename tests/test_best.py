@@ -212,3 +212,18 @@ def test_the_module_imports_without_pandas():
     code = "import sys, runner.best; assert 'pandas' not in sys.modules, [m for m in sys.modules if 'pandas' in m]"
     done = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(REPO), "PATH": ""}, capture_output=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_group_without_any_result_says_so_instead_of_ranking(sweeps):
+    """A group whose every run failed has no best config: one line says so, where a ranking of "no result"
+    lines would read as winners. A group with results still lists its configs without one after them."""
+    table = pq.read_table(sweeps["seeds"][0] / "runs.parquet")
+    failed = _set(table, "status", ["failed"] * table.num_rows)
+    assert (
+        best_table(failed)
+        == best_table(failed.to_pandas())
+        == "best: least_squares, momentum  (no config has a result)"
+    )
+    lines = best_table(table, top=8).splitlines()  # lr = 0.02 diverges with every seed: ranked last, no result
+    assert lines[0] == "best: least_squares, momentum  (f − f*, median over seeds)"
+    assert lines[-1].endswith(": no result  (3 runs, 3 without a result)") and "after" not in lines[-1]
