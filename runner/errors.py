@@ -19,6 +19,9 @@ class ConfigError(ValueError):
         self.allowed = allowed
         super().__init__(f"{key}={_show(value)}: expected {allowed}")
 
+    def __reduce__(self):  # rebuilt from its three parts: a forked chunk or figure sends it back to the launcher
+        return type(self), (self.key, self.value, self.allowed)
+
 
 def _show(value) -> str:
     text = value if isinstance(value, str) else repr(value)
@@ -39,7 +42,9 @@ def picklable(err: BaseException) -> BaseException:
     """``err`` when it pickles and rebuilds as it was raised, else a RuntimeError naming its type and message:
     what a forked process sends back of an error it met (the figures drawn on two cores, ``engine=fork``)."""
     try:
-        pickle.loads(pickle.dumps(err))
-        return err
+        rebuilt = pickle.loads(pickle.dumps(err))
+        if type(rebuilt) is type(err) and str(rebuilt) == str(err):
+            return err
     except Exception:
-        return RuntimeError(f"{type(err).__name__}: {err}")
+        pass
+    return RuntimeError(f"{type(err).__name__}: {err}")

@@ -71,6 +71,9 @@ class WriteInterrupted(KeyboardInterrupt):
         super().__init__(f"{path} was not written (interrupted while writing it)")
         self.path = path
 
+    def __reduce__(self):  # rebuilt from its path, not from its message
+        return WriteInterrupted, (self.path,)
+
 
 def temp_name(path: Path, pid: int | None = None) -> Path:
     """Where :func:`atomic_write` writes ``path`` before renaming it: ``.<name>.<pid>.tmp`` beside it."""

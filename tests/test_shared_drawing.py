@@ -4,6 +4,7 @@ the same files as drawn in one process, and Ctrl-C that leaves neither a process
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import shutil
 import signal
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from runner.errors import ConfigError
 from runner.figures import _shared
+from runner.store import WriteError, WriteInterrupted
 from tests.helpers import REPO
 
 needs_fork = pytest.mark.skipif(not _shared.can_fork(), reason="needs os.fork, two cores and one thread")
@@ -186,6 +189,13 @@ def test_ctrl_c_while_figures_are_drawn_leaves_no_process_and_no_partial_file(tm
     assert not [p.name for p in (sweep / "figures").iterdir() if p.name.endswith(".tmp")]
 
 
+class Reworded(Exception):
+    """An error that unpickles, but from its message: not as it was raised (a module's class, so it pickles)."""
+
+    def __init__(self, path):
+        super().__init__(f"{path} was not read")
+
+
 def test_an_error_that_does_not_pickle_comes_back_named():
     """What a forked process sends back of an error: the error itself when it rebuilds, else a RuntimeError
     with its type and message (both the figures' copy and engine=fork send it so)."""
@@ -200,3 +210,23 @@ def test_an_error_that_does_not_pickle_comes_back_named():
     assert picklable(same) is same
     sent = picklable(Unpicklable("no lambda crosses a pipe"))
     assert type(sent) is RuntimeError and str(sent) == "Unpicklable: no lambda crosses a pipe"
+    sent = picklable(Reworded("a.parquet"))
+    assert type(sent) is RuntimeError and str(sent) == "Reworded: a.parquet was not read"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConfigError("lr", -1.0, "a number > 0"),
+        WriteError(Path("t.parquet"), OSError(28, "No space left on device")),
+        WriteInterrupted(Path("t.parquet")),
+    ],
+    ids=["ConfigError", "WriteError", "WriteInterrupted"],
+)
+def test_the_runners_own_errors_come_back_from_a_forked_process_as_raised(error):
+    """The runner's errors cross a pipe as themselves, their one line and their fields intact."""
+    from runner.errors import picklable
+
+    assert picklable(error) is error
+    rebuilt = pickle.loads(pickle.dumps(error))
+    assert type(rebuilt) is type(error) and str(rebuilt) == str(error) and vars(rebuilt) == vars(error)
