@@ -36,9 +36,11 @@ log = logging.getLogger(__name__)
 
 
 def local(work: Callable, chunks: Sequence, settings: Any) -> Ended:
-    """One process, one chunk after another (the launcher's process): an exception propagates, as it always has."""
-    for k, chunk in enumerate(chunks):
-        yield k, work(chunk)
+    """One process, one chunk after another (the launcher's process): an exception propagates, as it always has.
+    :func:`runner.batched.in_process`, the default of ``run_jobs``, with the engines' interface."""
+    from runner.batched import in_process
+
+    yield from in_process(work, chunks)
 
 
 def forked_processes(work: Callable, chunks: Sequence, settings: Any) -> Ended:
