@@ -29,7 +29,7 @@ from hydra.errors import HydraException, InstantiationException, MissingConfigEx
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from hydra.utils import get_class
-from omegaconf import OmegaConf
+from omegaconf import Container, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from runner.batched import run_jobs
@@ -498,6 +498,19 @@ def pyarrow_without_pandas() -> None:
         sys.meta_path.remove(finder)
 
 
+def _suggestion(node, name: str, keys: list[str], prefix: str) -> str:
+    """``; did you mean K?`` for a key ``name`` that ``node`` lacks: the key of that name one level down
+    (``momentum`` -> ``optimizer.momentum``), else the closest of its ``keys`` (``lrr`` -> ``lr``); or nothing."""
+    import difflib
+
+    tree = OmegaConf.to_container(node, resolve=False) if isinstance(node, Container) else {}
+    below = [
+        f"{key}.{name}" for key, child in tree.items() if key in keys and isinstance(child, dict) and name in child
+    ]
+    close = below or difflib.get_close_matches(name, keys, n=1)
+    return f"; did you mean {prefix}{close[0]}?" if close else ""
+
+
 def one_line(err: Exception) -> str:
     if (hint := missing_plugin(err)) is not None:  # hydra/launcher=joblib without its extra: which one to install
         return hint
@@ -511,9 +524,10 @@ def one_line(err: Exception) -> str:
         return f"{cause.full_key}={cause.value}: {cause.msg.splitlines()[0]}"
     known_keys = (ConfigKeyError, ConfigAttributeError)
     if isinstance(cause, known_keys) and cause.full_key and cause.parent_node is not None:
-        keys = [k for k in cause.parent_node if not str(k).startswith("_") and k != "hydra"]
-        where = cause.full_key.rpartition(".")[0] or "the top level"
-        return f"{cause.full_key}: not a key of {where}; its keys are {', '.join(map(str, keys))}"
+        keys = [str(k) for k in cause.parent_node if not str(k).startswith("_") and k != "hydra"]
+        where, _, name = cause.full_key.rpartition(".")
+        line = f"{cause.full_key}: not a key of {where or 'the top level'}; its keys are {', '.join(keys)}"
+        return line + _suggestion(cause.parent_node, name, keys, f"{where}." if where else "")
     text = str(err)
     if err.__cause__ is not None and str(err.__cause__) not in text:
         text += "\n" + str(err.__cause__)

@@ -132,6 +132,31 @@ def test_a_value_of_the_wrong_type_is_named_with_what_the_key_takes(tmp_path):
     assert not (tmp_path / "multirun").exists() and not (tmp_path / "outputs").exists()
 
 
+TOP_KEYS = "lr, max_iter, tol, grad_tol, seed, trace, objective, optimizer"
+
+
+@pytest.mark.parametrize(
+    "overrides, line",
+    [
+        (
+            ["optimizer=momentum", "momentum=0.5"],
+            f"momentum: not a key of the top level; its keys are {TOP_KEYS}; did you mean optimizer.momentum?",
+        ),
+        (["momentum=0.5"], f"momentum: not a key of the top level; its keys are {TOP_KEYS}"),  # gd has none
+        (["lrr=0.1"], f"lrr: not a key of the top level; its keys are {TOP_KEYS}; did you mean lr?"),
+        (
+            ["optimizer=adam", "optimizer.beta=[0.9,0.99]"],
+            "optimizer.beta: not a key of optimizer; its keys are lr, betas, eps, weight_decay, amsgrad; "
+            "did you mean optimizer.betas?",
+        ),
+    ],
+)
+def test_an_unknown_key_names_the_key_it_may_mean(tmp_path, overrides, line):
+    """A key one level down of the same name, else the closest key of the node; none where neither is."""
+    done = cli(*overrides, cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.strip() == f"error: {line}"
+
+
 @pytest.mark.parametrize("launcher", ["basic", "batched"])
 def test_a_bad_swept_key_leaves_the_sweep_folder_as_it_was(tmp_path, launcher):
     """A swept key that does not exist is found when the first job is composed, after Hydra's sweeper has
