@@ -12,6 +12,7 @@ import importlib.abc
 import logging
 import math
 import os
+import re
 import sys
 import time
 import uuid
@@ -25,11 +26,11 @@ import pyarrow as pa
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobStatus
-from hydra.errors import HydraException, InstantiationException, MissingConfigException
+from hydra.errors import ConfigCompositionException, HydraException, InstantiationException, MissingConfigException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from hydra.utils import get_class
-from omegaconf import Container, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from runner.batched import run_jobs
@@ -417,6 +418,7 @@ def cli() -> None:
     # one at exit (about 0.1 s of a 1,000-job batched sweep).
     gc.freeze()
     compose_primary_once()
+    list_paths_on_one_line()
     pyarrow_without_pandas()
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         main()
@@ -472,6 +474,36 @@ def compose_primary_once() -> None:
     ConfigLoaderImpl.load_configuration = load_configuration
 
 
+def list_paths_on_one_line() -> None:
+    """Let an override whose key names a list's item by a word (``optimizer.betas.x=1``) fail as a bad
+    override does: one line naming it, exit code 2.
+
+    Hydra applies each value override with ``OmegaConf.update``, which reads the key's part under a
+    list as an index, and a word there raises a bare ValueError; Hydra names the override only for
+    OmegaConf's own errors, so that one ended the command in a traceback. The overrides are applied as
+    Hydra applies them, one after another. Only ``python -m runner`` installs this.
+    """
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    apply = ConfigLoaderImpl._apply_overrides_to_config
+    if getattr(apply, "names_the_override", False):
+        return
+
+    def apply_overrides(overrides, cfg) -> None:
+        for override in overrides:
+            try:
+                apply([override], cfg)
+            except ValueError as err:
+                if isinstance(err, OmegaConfBaseException):  # a value of the wrong type: one_line names it
+                    raise
+                word = re.search(r"for int\(\) with base 10: '(.*)'$", str(err))
+                what = f"{word.group(1)} is not an index of the list there (expected 0, 1, ...)" if word else str(err)
+                raise ConfigCompositionException(f"{override.input_line}: {what}") from None
+
+    apply_overrides.names_the_override = True
+    ConfigLoaderImpl._apply_overrides_to_config = staticmethod(apply_overrides)
+
+
 class _NoPandas(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name == "pandas":
@@ -503,7 +535,7 @@ def _suggestion(node, name: str, keys: list[str], prefix: str) -> str:
     (``momentum`` -> ``optimizer.momentum``), else the closest of its ``keys`` (``lrr`` -> ``lr``); or nothing."""
     import difflib
 
-    tree = OmegaConf.to_container(node, resolve=False) if isinstance(node, Container) else {}
+    tree = OmegaConf.to_container(node, resolve=False) if isinstance(node, DictConfig) else {}
     below = [
         f"{key}.{name}" for key, child in tree.items() if key in keys and isinstance(child, dict) and name in child
     ]
@@ -526,6 +558,8 @@ def one_line(err: Exception) -> str:
     if isinstance(cause, known_keys) and cause.full_key and cause.parent_node is not None:
         keys = [str(k) for k in cause.parent_node if not str(k).startswith("_") and k != "hydra"]
         where, _, name = cause.full_key.rpartition(".")
+        if not keys:  # a value (null x0, a list's number) or a node with no keys of its own (the basic launcher)
+            return f"{cause.full_key}: not a key of {where or 'the top level'}, which has none"
         line = f"{cause.full_key}: not a key of {where or 'the top level'}; its keys are {', '.join(keys)}"
         return line + _suggestion(cause.parent_node, name, keys, f"{where}." if where else "")
     text = str(err)

@@ -157,6 +157,29 @@ def test_an_unknown_key_names_the_key_it_may_mean(tmp_path, overrides, line):
     assert done.returncode == 2 and done.stderr.strip() == f"error: {line}"
 
 
+@pytest.mark.parametrize(
+    "overrides, line",
+    [
+        (
+            ["optimizer=adam", "optimizer.betas.x=1"],
+            "optimizer.betas.x=1: x is not an index of the list there (expected 0, 1, ...)",
+        ),
+        (
+            ["-m", "optimizer=adam", "optimizer.betas.x=1,2"],
+            "optimizer.betas.x=1: x is not an index of the list there (expected 0, 1, ...)",
+        ),
+        (["objective.x0.0=1"], "objective.x0.0: not a key of objective.x0, which has none"),  # x0 is null
+        (["hydra.launcher.foo=1"], "hydra.launcher.foo: not a key of hydra.launcher, which has none"),  # basic's
+    ],
+)
+def test_a_key_below_a_list_or_a_value_is_one_line(tmp_path, overrides, line):
+    """Keys that walk into a list by a word, or below a value: one line naming the override, exit code 2, no
+    folder (a word under a list was a ValueError that Hydra left to a traceback)."""
+    done = cli(*overrides, cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.strip() == f"error: {line}"
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("launcher", ["basic", "batched"])
 def test_a_bad_swept_key_leaves_the_sweep_folder_as_it_was(tmp_path, launcher):
     """A swept key that does not exist is found when the first job is composed, after Hydra's sweeper has
