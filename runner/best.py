@@ -390,15 +390,17 @@ def _settings(columns, config_group: np.ndarray, first: np.ndarray, member: np.n
             if in_group[code]:
                 known = {}  # each value's text once: a grid repeats a few values over many configs
                 values = zip(columns.values(key, first[mine]), first[mine].tolist(), strict=True)
-                texts.append(
-                    [
-                        f"{key}={_as_configured(columns, key, run) if _hashable(v) is None else _known_text(v, known)}"
-                        for v, run in values
-                    ]
-                )
+                texts.append([f"{key}={_setting_text(columns, key, v, run, known)}" for v, run in values])
         if texts:
             settings[mine] = [", ".join(parts) for parts in zip(*texts, strict=True)]
     return settings
+
+
+def _setting_text(columns, key: str, value, run: int, known: dict) -> str:
+    """``value``'s text (:func:`_known_text`); where it reads ``default`` (a null column), the value as run
+    ``run`` configured it (:func:`_as_configured`), read only then, so a grid's values stay a dict lookup."""
+    text = _known_text(value, known)
+    return _as_configured(columns, key, run) if text == "default" else text
 
 
 def _as_configured(columns, key: str, run: int) -> str:
